@@ -1,0 +1,190 @@
+# sessrec top-level Makefile.
+#   make          build everything into build/ (programs in build/bin/)
+#   make check    build and run every test (unit, sanitizers, end-to-end, fuzz smoke)
+#   make deps     install the Debian packages needed to build and test
+#   make bench    run the benchmarks
+#   make vmlinux  regenerate vmlinux/<arch>/vmlinux.h from the running kernel
+#   V=1           show full commands
+
+BUILD ?= build
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+CC ?= gcc
+CLANG ?= clang
+BPFTOOL ?= bpftool
+PROTOC_C ?= protoc-c
+PYTHON ?= /usr/bin/python3
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.1.0)
+
+ifeq ($(V),1)
+Q =
+msg =
+else
+Q = @
+msg = @printf '  %-9s %s\n' "$(1)" "$(2)";
+endif
+
+PKGS := libbpf libelf zlib libprotobuf-c yaml-0.1 jansson libcrypto uuid libmicrohttpd
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2 -Wstrict-prototypes
+CFLAGS ?= -O2 -g
+override CFLAGS += -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(WARN) -fno-strict-aliasing \
+	-DSESSREC_VERSION='"$(VERSION)"' -I$(BUILD)/gen -Ilib -Ibpf $(PKG_CFLAGS)
+LDLIBS = $(PKG_LIBS) -lpthread
+ifeq ($(SAN),1)
+override CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+override LDFLAGS += -fsanitize=address,undefined
+endif
+
+# ---------------------------------------------------------------- sources
+PROTOS := $(wildcard proto/*.proto)
+PROTO_C := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
+PROTO_H := $(PROTO_C:.c=.h)
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
+SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/gen/%.skel.h,$(BPF_SRCS))
+VMLINUX_H := vmlinux/$(ARCH)/vmlinux.h
+
+LIB_SRCS := $(wildcard lib/*.c)
+AGENT_SRCS := $(filter-out agent/main.c,$(wildcard agent/*.c))
+CLI_SRCS := $(filter-out cli/main.c,$(wildcard cli/*.c))
+OBJ := $(BUILD)/obj
+LIB_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(LIB_SRCS)) $(patsubst $(BUILD)/gen/%.c,$(OBJ)/gen/%.o,$(PROTO_C))
+AGENT_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(AGENT_SRCS))
+CLI_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(CLI_SRCS))
+LIBSESSREC := $(BUILD)/lib/libsessrec.a
+LIBAGENT := $(BUILD)/lib/libagent.a
+LIBCLI := $(BUILD)/lib/libcli.a
+
+BINS := $(BUILD)/bin/sessrec-agent $(BUILD)/bin/sessrec
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+
+.SECONDARY:
+.DELETE_ON_ERROR:
+.PHONY: all deps check unit unit-asan e2e fuzz bench vmlinux format format-check clean demo
+all: $(BINS) $(BENCH_BINS)
+
+# ---------------------------------------------------------------- deps
+DEB_PKGS := clang llvm make gcc pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev \
+	protobuf-c-compiler libprotobuf-c-dev libyaml-dev libjansson-dev libssl-dev uuid-dev \
+	libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev libcmocka-dev python3-pytest \
+	iproute2 clang-format util-linux procps
+deps:
+	@missing=$$(dpkg-query -W -f='$${Package} $${Status}\n' $(DEB_PKGS) 2>/dev/null | \
+		awk '$$NF=="installed"{print $$1}' | sort > $(or $(TMPDIR),/tmp)/.sessrec-have; \
+		for p in $(DEB_PKGS); do grep -qx "$$p" $(or $(TMPDIR),/tmp)/.sessrec-have || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "  DEPS      installing:" $$missing; \
+		if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install:" $$missing >&2; exit 1; fi; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null \
+			|| { echo "make deps: apt-get install failed for:" $$missing >&2; exit 1; }; \
+	fi
+
+# The build needs the packages; check them once per invocation (quiet when all present).
+$(BUILD)/.deps-ok: | deps
+	@mkdir -p $(BUILD) && touch $@
+
+# ---------------------------------------------------------------- generated
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto | $(BUILD)/.deps-ok
+	$(call msg,PROTOC,$<)
+	$(Q)mkdir -p $(BUILD)/gen && $(PROTOC_C) --proto_path=proto --c_out=$(BUILD)/gen $<
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c bpf/*.h $(wildcard bpf/*.bpf.h) $(VMLINUX_H) | $(BUILD)/.deps-ok
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(BUILD)/bpf && $(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) \
+		-I$(dir $(VMLINUX_H)) -Ibpf -Wall -Werror -c $< -o $@.tmp && \
+		$(BPFTOOL) gen object $@ $@.tmp && rm -f $@.tmp
+
+$(BUILD)/gen/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)mkdir -p $(BUILD)/gen && $(BPFTOOL) gen skeleton $< name $* > $@.tmp && mv $@.tmp $@
+
+vmlinux:
+	$(call msg,VMLINUX,$(VMLINUX_H))
+	$(Q)mkdir -p $(dir $(VMLINUX_H)) && \
+		$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $(VMLINUX_H)
+
+# ---------------------------------------------------------------- objects
+GEN_HDRS := $(PROTO_H) $(SKELS)
+# Only the agent needs the BPF skeletons; lib/ and cli/ build without them.
+$(OBJ)/agent/%.o: agent/%.c $(GEN_HDRS) | $(BUILD)/.deps-ok
+	$(call msg,CC,$<)
+	$(Q)mkdir -p $(dir $@) && $(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+$(OBJ)/%.o: %.c $(PROTO_H) | $(BUILD)/.deps-ok
+	$(call msg,CC,$<)
+	$(Q)mkdir -p $(dir $@) && $(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(OBJ)/gen/%.o: $(BUILD)/gen/%.c $(PROTO_H)
+	$(call msg,CC,$<)
+	$(Q)mkdir -p $(dir $@) && $(CC) $(CFLAGS) -Wno-error -c $< -o $@
+
+$(LIBSESSREC): $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)mkdir -p $(dir $@) && rm -f $@ && ar rcs $@ $^
+$(LIBAGENT): $(AGENT_OBJS)
+	$(call msg,AR,$@)
+	$(Q)mkdir -p $(dir $@) && rm -f $@ && ar rcs $@ $^
+$(LIBCLI): $(CLI_OBJS)
+	$(call msg,AR,$@)
+	$(Q)mkdir -p $(dir $@) && rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/bin/sessrec-agent: $(OBJ)/agent/main.o $(LIBAGENT) $(LIBSESSREC)
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(dir $@) && $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bin/sessrec: $(OBJ)/cli/main.o $(LIBCLI) $(LIBSESSREC)
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(dir $@) && $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# tests/unit/test_agent_*.c link the agent's modules, test_cli_*.c the CLI's,
+# every other test only lib/.
+TEST_LD = $(CC) $(CFLAGS) $(LDFLAGS) -Itests/unit -o $@ $(filter %.c %.a,$^) $(LDLIBS) -lcmocka
+$(BUILD)/tests/test_agent_%: tests/unit/test_agent_%.c $(LIBAGENT) $(LIBSESSREC) $(GEN_HDRS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(dir $@) && $(TEST_LD)
+$(BUILD)/tests/test_cli_%: tests/unit/test_cli_%.c $(LIBCLI) $(LIBSESSREC) $(PROTO_H)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(dir $@) && $(TEST_LD)
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIBSESSREC) $(PROTO_H)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(dir $@) && $(TEST_LD)
+
+$(BUILD)/bench/%: bench/%.c $(LIBAGENT) $(LIBSESSREC) $(GEN_HDRS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(dir $@) && $(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBAGENT) $(LIBSESSREC) $(LDLIBS)
+
+-include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
+
+# ---------------------------------------------------------------- tests
+unit: $(UNIT_BINS)
+	@fail=0; for t in $(UNIT_BINS); do \
+		echo "  UNIT      $$t"; $$t || fail=1; done; exit $$fail
+
+unit-asan:
+	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=1 CFLAGS='-O1 -g' unit
+
+e2e: all
+	$(Q)cd tests/e2e && SESSREC_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -x -p no:cacheprovider $(PYTEST_ARGS) .
+
+check: all
+	$(Q)$(MAKE) --no-print-directory unit
+	$(Q)$(MAKE) --no-print-directory unit-asan
+	$(Q)$(MAKE) --no-print-directory e2e
+	$(Q)$(MAKE) --no-print-directory format-check
+
+bench: all
+	$(Q)$(PYTHON) bench/run.py --build $(abspath $(BUILD))
+
+FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null | grep -v '^vmlinux/')
+format:
+	$(Q)clang-format -i $(FORMAT_SRCS)
+format-check:
+	$(call msg,FORMAT,check)
+	$(Q)clang-format --dry-run -Werror $(FORMAT_SRCS)
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,50 @@
+/* sessrec-agent configuration (/etc/sessrec/agent.yaml). */
+#ifndef SESSREC_AGENT_CONFIG_H
+#define SESSREC_AGENT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct agent_label {
+	char *key;
+	char *value;
+};
+
+struct agent_config {
+	char *node_name;	/* default: the host name */
+	char *data_dir;		/* default: /var/lib/sessrec */
+	char *audit_log;	/* default: /var/log/sessrec/audit.log */
+	char *socket;		/* default: /run/sessrec/agent.sock */
+	char *socket_group;	/* group (besides root) allowed to open sessions; default none */
+	char *metrics_listen;	/* host:port; default 127.0.0.1:9464; "" disables */
+	char *log_level;	/* error, warn, info (default), debug */
+	struct agent_label *labels; /* node labels */
+	size_t n_labels;
+	uint32_t part_size;	/* recording part size in bytes; default 1 MiB */
+	uint32_t part_interval; /* flush a part at least every N seconds; default 5 */
+	struct {
+		bool enabled;			/* default true */
+		uint32_t command_buffer_size;	/* pages, power of two; default 8 */
+		uint32_t disk_buffer_size;	/* default 128 */
+		uint32_t network_buffer_size;	/* default 8 */
+		uint32_t terminal_buffer_size;	/* default 1024 */
+		char *cgroup_path;		/* default /cgroup2 */
+		char *root_path;		/* default sessrec */
+	} er;
+};
+
+/*
+ * Load and validate a config file into a fresh struct. On error returns
+ * -errno and writes one line "FILE:LINE: problem" into err.
+ * path NULL means: defaults only.
+ */
+int agent_config_load(const char *path, struct agent_config **out, char *err, size_t errlen);
+/* Defaults only, never fails except on -ENOMEM. */
+int agent_config_defaults(struct agent_config **out);
+void agent_config_free(struct agent_config *c);
+/* Print the effective configuration as YAML (for --check-config -v). */
+void agent_config_dump(const struct agent_config *c, FILE *f);
+
+#endif

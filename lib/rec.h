@@ -1,0 +1,118 @@
+/*
+ * Recordings: length-delimited sessrec.Event messages grouped in gzip parts
+ * behind a versioned header that chains each part to the previous one with
+ * SHA-256. Format: docs/recording-format.md.
+ */
+#ifndef SESSREC_REC_H
+#define SESSREC_REC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sessrec.pb-c.h"
+
+#define REC_MAGIC "SRECPRT1"		/* 8 bytes at the start of every part */
+#define REC_VERSION 1
+#define REC_HDR_SIZE 112
+#define REC_FLAG_FINAL 0x1u		/* the last part of a finished recording */
+#define REC_EVENT_MAX (1u << 20)	/* largest event message accepted, bytes */
+#define REC_PART_RAW_MAX (64u << 20)	/* largest uncompressed part accepted */
+#define REC_PART_DEFAULT (1u << 20)	/* writer flushes a part at this raw size */
+
+/* The decoded fixed header of one part (all integers big endian on disk). */
+struct rec_part_hdr {
+	uint16_t version;
+	uint16_t flags;		/* REC_FLAG_* */
+	uint32_t index;		/* 0, 1, 2, ... */
+	uint32_t events;	/* events in this part */
+	uint32_t raw_size;	/* uncompressed body bytes */
+	uint32_t body_size;	/* gzip body bytes following the header */
+	uint64_t first_ei;
+	uint64_t last_ei;
+	uint8_t prev_hash[32];	/* SHA-256 of the previous part (header + body); part 0: of the sid */
+	uint8_t body_hash[32];	/* SHA-256 of this part's gzip body */
+};
+
+/* Serialise / parse a header. parse returns 0, or -EBADMSG with a reason in *why. */
+void rec_hdr_encode(const struct rec_part_hdr *h, uint8_t out[REC_HDR_SIZE]);
+int rec_hdr_decode(const uint8_t in[REC_HDR_SIZE], struct rec_part_hdr *h, const char **why);
+/* The prev_hash that part 0 of session sid must carry. */
+void rec_chain_seed(const char *sid, uint8_t out[32]);
+
+/* ------------------------------------------------------------ writer */
+
+struct rec_writer;
+
+/*
+ * Called after every part is written and fsync'd: the complete part bytes
+ * (header + body). The upload spool hooks in here. Return 0 or -errno (an
+ * error is logged by the caller of rec_writer_flush and returned from it).
+ */
+typedef int (*rec_part_cb)(void *ctx, uint32_t index, const uint8_t *part, size_t len, bool final);
+
+struct rec_writer_opts {
+	size_t part_size;	/* flush when this many raw bytes are pending; 0 = REC_PART_DEFAULT */
+	int compress_level;	/* zlib level; 0 = default (6) */
+	bool no_fsync;		/* tests and benchmarks only */
+	rec_part_cb on_part;
+	void *cb_ctx;
+};
+
+/* Create path (O_EXCL) for a new recording of session sid. 0 or -errno. */
+int rec_writer_open(struct rec_writer **out, const char *path, const char *sid,
+		    const struct rec_writer_opts *opts);
+/* Append one event (packed and buffered; flushes a part when part_size is reached). */
+int rec_writer_append(struct rec_writer *w, const Sessrec__Event *ev);
+/* Write the pending events as a part (nothing happens when none are pending and !final). */
+int rec_writer_flush(struct rec_writer *w, bool final);
+/* Raw bytes pending in memory; how many parts were written; total bytes on disk. */
+size_t rec_writer_pending(const struct rec_writer *w);
+uint32_t rec_writer_parts(const struct rec_writer *w);
+uint64_t rec_writer_bytes(const struct rec_writer *w);
+/* Flush as final (unless already final) and free. Accepts NULL. 0 or -errno. */
+int rec_writer_close(struct rec_writer *w);
+/* Free without writing anything more (the file stays as it is). Accepts NULL. */
+void rec_writer_abandon(struct rec_writer *w);
+
+/* ------------------------------------------------------------ reader */
+
+struct rec_reader;
+
+/* Open a recording file. 0 or -errno. */
+int rec_reader_open(struct rec_reader **out, const char *path);
+/* Read from an in-memory buffer (not copied: must outlive the reader). */
+int rec_reader_open_mem(struct rec_reader **out, const uint8_t *buf, size_t len);
+/*
+ * Next event, in order. Returns 1 with *ev set (free with
+ * sessrec__event__free_unpacked(ev, NULL)), 0 at a clean end, or -errno on
+ * any damage (-EBADMSG, -EIO, ...) with a one-line reason in rec_reader_error().
+ * The reader checks every part header, the body hash, the chain to the
+ * previous part, the part index sequence and that ei only grows.
+ */
+int rec_reader_next(struct rec_reader *r, Sessrec__Event **ev);
+const char *rec_reader_error(const struct rec_reader *r);
+/* The session id, known once the first event (session.start) was read; else "". */
+const char *rec_reader_sid(const struct rec_reader *r);
+/* Parts read so far, and whether the last read part carried REC_FLAG_FINAL. */
+uint32_t rec_reader_parts(const struct rec_reader *r);
+bool rec_reader_final(const struct rec_reader *r);
+void rec_reader_close(struct rec_reader *r);
+
+/*
+ * Verify a whole recording: every check of rec_reader_next, plus that the
+ * first event is a session.start whose sid seeds the chain, and that the last
+ * part is final. Fills *stats. Returns 0 when sound, or -errno with a one-line
+ * reason written to why (at most whylen bytes).
+ */
+struct rec_verify_stats {
+	uint32_t parts;
+	uint64_t events;
+	uint64_t raw_bytes;
+	uint64_t file_bytes;
+	bool final;
+	char sid[40];
+};
+int rec_verify(const char *path, struct rec_verify_stats *stats, char *why, size_t whylen);
+
+#endif
