@@ -15,8 +15,9 @@
 #define SESSREC_PATH_MAX 4096
 
 /* exec: argv is copied as NUL-separated strings into a bounded area. */
-#define SESSREC_ARGS_MAX 128	/* at most this many argv entries */
-#define SESSREC_ARGS_SIZE 16384 /* at most this many bytes of argv */
+#define SESSREC_ARGS_MAX 128	/* argv entries read one by one when exec failed */
+#define SESSREC_ARGS_SIZE 16384 /* at most this many bytes of argv (a power of two) */
+#define SESSREC_ARG_MAX 4096	/* one argument read from user memory, when exec failed */
 
 /* terminal output: one write() is split into chunks of at most this size. */
 #define SESSREC_TTY_CHUNK 8192
@@ -59,9 +60,9 @@ struct sessrec_exec {
 	__s32 retval;
 	__u32 flags;
 	__u32 argc;	    /* entries present in args[] */
-	__u16 path_len;	    /* bytes of path at data[0], with its NUL */
-	__u16 args_len;	    /* bytes of argv after the path, NUL-separated */
-	__u8 data[];	    /* path \0 argv0 \0 argv1 \0 ... */
+	__u16 args_len;	    /* bytes of argv at data[0]: argv0 \0 argv1 \0 ... */
+	__u16 path_len;	    /* bytes of the path after argv, with its NUL */
+	__u8 data[];	    /* argv0 \0 argv1 \0 ... path \0 */
 };
 
 struct sessrec_open {
@@ -91,12 +92,10 @@ struct sessrec_connect {
 struct sessrec_tty {
 	struct sessrec_hdr hdr;
 	__u32 tty_major;
-	__u32 tty_minor;  /* /dev/pts/<minor - 0> for major 136..143: (major-136)*256+minor */
-	__u64 write_seq;  /* per-CPU write counter, to group chunks of one write() */
+	__u32 tty_minor;  /* /dev/pts/N with N = (major - 136) * 256 + minor */
 	__u32 offset;	  /* offset of this chunk inside the write() */
 	__u32 len;	  /* bytes in data[] */
-	__u32 lost;	  /* bytes of this write() that could not be copied (last chunk) */
-	__u32 pad;
+	__u64 lost_total; /* terminal bytes of this session lost so far, at this chunk */
 	__u8 data[];
 };
 

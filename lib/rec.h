@@ -12,26 +12,27 @@
 
 #include "sessrec.pb-c.h"
 
-#define REC_MAGIC "SRECPRT1"		/* 8 bytes at the start of every part */
-#define REC_VERSION 1
-#define REC_HDR_SIZE 112
-#define REC_FLAG_FINAL 0x1u		/* the last part of a finished recording */
-#define REC_EVENT_MAX (1u << 20)	/* largest event message accepted, bytes */
-#define REC_PART_RAW_MAX (64u << 20)	/* largest uncompressed part accepted */
-#define REC_PART_DEFAULT (1u << 20)	/* writer flushes a part at this raw size */
+#define REC_MAGIC	 "SRECPRT1" /* 8 bytes at the start of every part */
+#define REC_VERSION	 1
+#define REC_HDR_SIZE	 112
+#define REC_FLAG_FINAL	 0x1u	     /* the last part of a finished recording */
+#define REC_EVENT_MAX	 (1u << 20)  /* largest event message accepted, bytes */
+#define REC_PART_RAW_MAX (64u << 20) /* largest uncompressed part accepted */
+#define REC_PART_DEFAULT (1u << 20)  /* writer flushes a part at this raw size */
 
 /* The decoded fixed header of one part (all integers big endian on disk). */
 struct rec_part_hdr {
 	uint16_t version;
-	uint16_t flags;		/* REC_FLAG_* */
-	uint32_t index;		/* 0, 1, 2, ... */
-	uint32_t events;	/* events in this part */
-	uint32_t raw_size;	/* uncompressed body bytes */
-	uint32_t body_size;	/* gzip body bytes following the header */
+	uint16_t flags;	    /* REC_FLAG_* */
+	uint32_t index;	    /* 0, 1, 2, ... */
+	uint32_t events;    /* events in this part */
+	uint32_t raw_size;  /* uncompressed body bytes */
+	uint32_t body_size; /* gzip body bytes following the header */
 	uint64_t first_ei;
 	uint64_t last_ei;
-	uint8_t prev_hash[32];	/* SHA-256 of the previous part (header + body); part 0: of the sid */
-	uint8_t body_hash[32];	/* SHA-256 of this part's gzip body */
+	/* SHA-256 of the previous part (header + body); part 0: of the sid */
+	uint8_t prev_hash[32];
+	uint8_t body_hash[32]; /* SHA-256 of this part's gzip body */
 };
 
 /* Serialise / parse a header. parse returns 0, or -EBADMSG with a reason in *why. */
@@ -52,9 +53,9 @@ struct rec_writer;
 typedef int (*rec_part_cb)(void *ctx, uint32_t index, const uint8_t *part, size_t len, bool final);
 
 struct rec_writer_opts {
-	size_t part_size;	/* flush when this many raw bytes are pending; 0 = REC_PART_DEFAULT */
-	int compress_level;	/* zlib level; 0 = default (6) */
-	bool no_fsync;		/* tests and benchmarks only */
+	size_t part_size;   /* flush when this many raw bytes are pending; 0 = REC_PART_DEFAULT */
+	int compress_level; /* zlib level; 0 = default (6) */
+	bool no_fsync;	    /* tests and benchmarks only */
 	rec_part_cb on_part;
 	void *cb_ctx;
 };
@@ -62,7 +63,12 @@ struct rec_writer_opts {
 /* Create path (O_EXCL) for a new recording of session sid. 0 or -errno. */
 int rec_writer_open(struct rec_writer **out, const char *path, const char *sid,
 		    const struct rec_writer_opts *opts);
-/* Append one event (packed and buffered; flushes a part when part_size is reached). */
+/*
+ * Append one event (packed and buffered; flushes a part when part_size is reached).
+ * What no reader would accept is refused with -EINVAL: a first event that is not
+ * a session.start of this sid, or an ei that is not the previous one plus one.
+ * -EMSGSIZE for an event over REC_EVENT_MAX.
+ */
 int rec_writer_append(struct rec_writer *w, const Sessrec__Event *ev);
 /* Write the pending events as a part (nothing happens when none are pending and !final). */
 int rec_writer_flush(struct rec_writer *w, bool final);
@@ -92,6 +98,12 @@ int rec_reader_open_mem(struct rec_reader **out, const uint8_t *buf, size_t len)
  */
 int rec_reader_next(struct rec_reader *r, Sessrec__Event **ev);
 const char *rec_reader_error(const struct rec_reader *r);
+/*
+ * Require the recording to belong to session sid: part 0 must be chained to
+ * rec_chain_seed(sid) (so a part 0 taken from another session's recording is
+ * refused). Call before the first rec_reader_next. 0 or -errno.
+ */
+int rec_reader_expect_sid(struct rec_reader *r, const char *sid);
 /* The session id, known once the first event (session.start) was read; else "". */
 const char *rec_reader_sid(const struct rec_reader *r);
 /* Parts read so far, and whether the last read part carried REC_FLAG_FINAL. */

@@ -1,0 +1,270 @@
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "conf.h"
+
+#define AGENT_LABEL_KEY_MAX   63
+#define AGENT_LABEL_VALUE_MAX 255
+#define AGENT_LABELS_MAX      128
+#define AGENT_NODE_NAME_MAX   253 /* a DNS name */
+#define AGENT_PAGES_MAX	      65536
+
+static const char *const agent_config_log_levels[] = {"error", "warn", "info", "debug", NULL};
+
+static bool agent_config_has_ctl(const char *s)
+{
+	for (; *s; s++) {
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	}
+	return false;
+}
+
+static int agent_config_check_node_name(const char *s, char *why, size_t whylen)
+{
+	if (!s[0] || strlen(s) > AGENT_NODE_NAME_MAX) {
+		snprintf(why, whylen, "must be 1 to %d characters", AGENT_NODE_NAME_MAX);
+		return -EINVAL;
+	}
+	if (agent_config_has_ctl(s) || strchr(s, ' ')) {
+		snprintf(why, whylen, "must not contain spaces or control characters");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int agent_config_check_socket(const char *s, char *why, size_t whylen)
+{
+	struct sockaddr_un sun;
+
+	if (conf_check_abs_path(s, why, whylen))
+		return -EINVAL;
+	if (strlen(s) >= sizeof(sun.sun_path)) {
+		snprintf(why, whylen, "longer than %zu bytes, the limit for a Unix socket",
+			 sizeof(sun.sun_path) - 1);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int agent_config_check_group(const char *s, char *why, size_t whylen)
+{
+	if (!s[0] || agent_config_has_ctl(s) || strpbrk(s, " :")) {
+		snprintf(why, whylen, "must be a group name or id");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* "" (metrics off), host:port or [v6]:port; the host is resolved at bind time. */
+static int agent_config_check_listen(const char *s, char *why, size_t whylen)
+{
+	const char *colon = strrchr(s, ':');
+	const char *p;
+	unsigned long port = 0;
+	size_t hostlen;
+
+	if (!s[0])
+		return 0;
+	if (!colon || !colon[1])
+		goto bad;
+	for (p = colon + 1; *p; p++) {
+		if (*p < '0' || *p > '9' || port > 65535)
+			goto bad;
+		port = port * 10 + (unsigned long)(*p - '0');
+	}
+	if (port == 0 || port > 65535)
+		goto bad;
+	hostlen = (size_t)(colon - s);
+	if (hostlen == 0 || agent_config_has_ctl(s) || strchr(s, ' '))
+		goto bad;
+	if (s[0] == '[') {
+		if (hostlen < 3 || s[hostlen - 1] != ']' || memchr(s + 1, '[', hostlen - 1))
+			goto bad;
+	} else if (memchr(s, ':', hostlen) || memchr(s, ']', hostlen)) {
+		goto bad; /* an IPv6 address needs brackets */
+	}
+	return 0;
+bad:
+	snprintf(why, whylen, "must be host:port (IPv6 as [addr]:port), or \"\" to disable");
+	return -EINVAL;
+}
+
+static int agent_config_check_label_key(const char *s, char *why, size_t whylen)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > AGENT_LABEL_KEY_MAX) {
+		snprintf(why, whylen, "must be 1 to %d characters", AGENT_LABEL_KEY_MAX);
+		return -EINVAL;
+	}
+	if (strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./-") != n) {
+		snprintf(why, whylen, "may only contain A-Z a-z 0-9 _ . / -");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int agent_config_check_label_value(const char *s, char *why, size_t whylen)
+{
+	if (strlen(s) > AGENT_LABEL_VALUE_MAX) {
+		snprintf(why, whylen, "longer than %d characters", AGENT_LABEL_VALUE_MAX);
+		return -EINVAL;
+	}
+	if (agent_config_has_ctl(s)) {
+		snprintf(why, whylen, "must not contain control characters");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Joined under cgroup_path, so it must stay below it: "a" or "a/b", never "..". */
+static int agent_config_check_root_path(const char *s, char *why, size_t whylen)
+{
+	const char *p = s;
+
+	if (!s[0] || s[0] == '/' || agent_config_has_ctl(s))
+		goto bad;
+	while (*p) {
+		size_t n = strcspn(p, "/");
+
+		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			goto bad;
+		p += n;
+		if (*p == '/' && !*++p)
+			goto bad; /* trailing slash */
+	}
+	return 0;
+bad:
+	snprintf(why, whylen, "must be a relative path below cgroup_path (no leading /, no . or ..)");
+	return -EINVAL;
+}
+
+#define AC struct agent_config
+
+static const struct conf_key agent_config_er_keys[] = {
+    CONF_BOOL("enabled", AC, er.enabled, true),
+    CONF_UINT32("command_buffer_size", AC, er.command_buffer_size, 8, 1, AGENT_PAGES_MAX,
+		.flags = CONF_POW2),
+    CONF_UINT32("disk_buffer_size", AC, er.disk_buffer_size, 128, 1, AGENT_PAGES_MAX,
+		.flags = CONF_POW2),
+    CONF_UINT32("network_buffer_size", AC, er.network_buffer_size, 8, 1, AGENT_PAGES_MAX,
+		.flags = CONF_POW2),
+    CONF_UINT32("terminal_buffer_size", AC, er.terminal_buffer_size, 1024, 1, AGENT_PAGES_MAX,
+		.flags = CONF_POW2),
+    CONF_STRING("cgroup_path", AC, er.cgroup_path, "/cgroup2", .check = conf_check_abs_path),
+    CONF_STRING("root_path", AC, er.root_path, "sessrec", .check = agent_config_check_root_path),
+    CONF_END,
+};
+
+static const struct conf_key agent_config_keys[] = {
+    /* The default is the host name, set by agent_config_defaults(). */
+    CONF_STRING("node_name", AC, node_name, NULL, .check = agent_config_check_node_name),
+    CONF_STRING("data_dir", AC, data_dir, "/var/lib/sessrec", .check = conf_check_abs_path),
+    CONF_STRING("audit_log", AC, audit_log, "/var/log/sessrec/audit.log",
+		.check = conf_check_abs_path),
+    CONF_STRING("socket", AC, socket, "/run/sessrec/agent.sock",
+		.check = agent_config_check_socket),
+    CONF_STRING("socket_group", AC, socket_group, NULL, .flags = CONF_NULLABLE,
+		.check = agent_config_check_group),
+    CONF_STRING("metrics_listen", AC, metrics_listen, "127.0.0.1:9464",
+		.check = agent_config_check_listen),
+    CONF_STRING("log_level", AC, log_level, "info", .choices = agent_config_log_levels),
+    CONF_MAP("labels", AC, labels, n_labels, struct agent_label, key, value,
+	     .check = agent_config_check_label_key, .check_value = agent_config_check_label_value,
+	     .max_items = AGENT_LABELS_MAX),
+    CONF_SIZE("part_size", AC, part_size, 1u << 20, 4u << 10, 64u << 20),
+    CONF_DURATION("part_interval", AC, part_interval, 5, 1, 3600),
+    CONF_SECTION("enhanced_recording", agent_config_er_keys),
+    /*
+     * Reserved: "collector" (upload URL, mTLS files, async/sync mode, grace
+     * period) gets its own sub-table here, CONF_SECTION("collector", ...),
+     * with fields in struct agent_config, when the uploader lands. Until
+     * then it is rejected as an unknown key rather than silently ignored.
+     */
+    CONF_END,
+};
+
+#undef AC
+
+static int agent_config_set_hostname(struct agent_config *c)
+{
+	char host[HOST_NAME_MAX + 1];
+	char *s;
+
+	/* Truncation leaves no NUL on some libcs; a node without a name is "localhost". */
+	if (gethostname(host, sizeof(host)) < 0 || !host[0])
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	s = strdup(host);
+	if (!s)
+		return -ENOMEM;
+	free(c->node_name);
+	c->node_name = s;
+	return 0;
+}
+
+int agent_config_defaults(struct agent_config **out)
+{
+	struct agent_config *c;
+	int err;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	err = conf_defaults(agent_config_keys, c);
+	if (!err)
+		err = agent_config_set_hostname(c);
+	if (err) {
+		agent_config_free(c);
+		return err;
+	}
+	*out = c;
+	return 0;
+}
+
+int agent_config_load(const char *path, struct agent_config **out, char *err, size_t errlen)
+{
+	struct agent_config *c = NULL;
+	int ret;
+
+	if (err && errlen)
+		err[0] = '\0';
+	ret = agent_config_defaults(&c);
+	if (ret) {
+		if (err && errlen)
+			snprintf(err, errlen, "%s: out of memory", path ? path : "defaults");
+		goto out;
+	}
+	if (path) {
+		ret = conf_parse_file(agent_config_keys, c, path, err, errlen);
+		if (ret)
+			goto out;
+	}
+	/* Only a fully valid config leaves here; *out is untouched otherwise. */
+	*out = c;
+	c = NULL;
+out:
+	agent_config_free(c);
+	return ret;
+}
+
+void agent_config_free(struct agent_config *c)
+{
+	if (!c)
+		return;
+	conf_free(agent_config_keys, c);
+	free(c);
+}
+
+void agent_config_dump(const struct agent_config *c, FILE *f)
+{
+	/* The caller checks the stream (ferror/fclose): no return value in this API. */
+	(void)conf_dump(agent_config_keys, c, f);
+}

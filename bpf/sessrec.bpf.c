@@ -1,0 +1,441 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sessrec kernel side: exec, open, connect and terminal output of processes
+ * inside recorded sessions.
+ *
+ * Every program first asks whether the current task belongs to a monitored
+ * session (one helper call and one hash lookup); everything else returns at
+ * once. A session is a cgroup v2 directory at a fixed level of the hierarchy;
+ * looking up the task's ancestor at that level keeps descendants of the
+ * session cgroup (made by the session itself) inside the session.
+ *
+ * Attach path: syscall and sched tracepoints, which every supported kernel
+ * has. Syscall arguments are stashed at sys_enter and the event is emitted at
+ * sys_exit with the result, so failed calls are recorded too.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+
+#include "sessrec.h"
+#include "sessrec.bpf.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* ------------------------------------------------------------ exec */
+
+static __always_inline int exec_enter(const char *filename, const char *const *argv)
+{
+	struct sessrec_stash st = {};
+
+	if (!session_lookup(NULL))
+		return 0;
+	st.a0 = (__u64)filename;
+	st.a1 = (__u64)argv;
+	stash_put(&st);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_execve")
+int sessrec_execve_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return exec_enter((const char *)ctx->args[0], (const char *const *)ctx->args[1]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_execveat")
+int sessrec_execveat_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return exec_enter((const char *)ctx->args[1], (const char *const *)ctx->args[2]);
+}
+
+/* A successful exec: the new image's argv is one block in the new mm. */
+SEC("tracepoint/sched/sched_process_exec")
+int sessrec_exec_done(struct trace_event_raw_sched_process_exec *ctx)
+{
+	struct sessrec_exec *e;
+	struct task_struct *task;
+	unsigned long arg_start, arg_end;
+	__u64 cgid, args_len, path_off;
+	unsigned int fname_off;
+	long n;
+
+	if (!session_lookup(&cgid))
+		return 0;
+	e = scratch_get();
+	if (!e)
+		return 0;
+	fill_hdr(&e->hdr, SESSREC_EV_EXEC, cgid);
+	e->retval = 0;
+	e->flags = 0;
+	e->argc = 0;
+
+	task = (struct task_struct *)bpf_get_current_task_btf();
+	arg_start = BPF_CORE_READ(task, mm, arg_start);
+	arg_end = BPF_CORE_READ(task, mm, arg_end);
+	args_len = arg_end > arg_start ? arg_end - arg_start : 0;
+	if (args_len > SESSREC_ARGS_SIZE) {
+		args_len = SESSREC_ARGS_SIZE;
+		e->flags |= SESSREC_EXEC_F_ARGS_TRUNC;
+	}
+	if (args_len && bpf_probe_read_user(e->data, args_len & (SESSREC_ARGS_SIZE * 2 - 1),
+					    (void *)arg_start))
+		args_len = 0;
+	/* argv strings are NUL-terminated; a cut one gets its NUL here. */
+	if (args_len && (e->flags & SESSREC_EXEC_F_ARGS_TRUNC))
+		e->data[(args_len - 1) & (SESSREC_ARGS_SIZE - 1)] = 0;
+	e->args_len = args_len;
+
+	fname_off = ctx->__data_loc_filename & 0xFFFF;
+	path_off = args_len & (SESSREC_ARGS_SIZE * 2 - 1);
+	n = bpf_probe_read_kernel_str(&e->data[path_off], SESSREC_PATH_MAX, (void *)ctx + fname_off);
+	e->path_len = n > 0 ? n : 0;
+
+	emit(&sessrec_cmd_rb, e, sizeof(*e) + args_len + e->path_len, SESSREC_CLASS_COMMAND, cgid);
+	return 0;
+}
+
+/* A failed exec: the caller's memory is still there; read argv one by one. */
+static __always_inline int exec_exit(long ret)
+{
+	struct sessrec_stash *st;
+	const char *const *argv;
+	struct sessrec_exec *e;
+	__u64 cgid, off = 0, i;
+	long n;
+
+	st = stash_get();
+	if (!st)
+		return 0;
+	if (ret == 0 || !session_lookup(&cgid))
+		goto out;
+	e = scratch_get();
+	if (!e)
+		goto out;
+	fill_hdr(&e->hdr, SESSREC_EV_EXEC, cgid);
+	e->retval = ret;
+	e->flags = 0;
+	argv = (const char *const *)st->a1;
+	for (i = 0; i < SESSREC_ARGS_MAX; i++) {
+		const char *arg = NULL;
+
+		if (!argv || bpf_probe_read_user(&arg, sizeof(arg), &argv[i]) || !arg)
+			break;
+		if (off >= SESSREC_ARGS_SIZE - 1) {
+			e->flags |= SESSREC_EXEC_F_ARGS_TRUNC;
+			break;
+		}
+		n = bpf_probe_read_user_str(&e->data[off & (SESSREC_ARGS_SIZE - 1)],
+					    SESSREC_ARG_MAX, arg);
+		if (n <= 0)
+			break;
+		off += n;
+	}
+	if (i == SESSREC_ARGS_MAX)
+		e->flags |= SESSREC_EXEC_F_ARGS_TRUNC;
+	if (off > SESSREC_ARGS_SIZE) {
+		off = SESSREC_ARGS_SIZE;
+		e->data[SESSREC_ARGS_SIZE - 1] = 0;
+		e->flags |= SESSREC_EXEC_F_ARGS_TRUNC;
+	}
+	e->argc = i;
+	e->args_len = off;
+	n = bpf_probe_read_user_str(&e->data[off & (SESSREC_ARGS_SIZE * 2 - 1)], SESSREC_PATH_MAX,
+				    (const char *)st->a0);
+	e->path_len = n > 0 ? n : 0;
+	emit(&sessrec_cmd_rb, e, sizeof(*e) + off + e->path_len, SESSREC_CLASS_COMMAND, cgid);
+out:
+	stash_del();
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_execve")
+int sessrec_execve_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return exec_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_execveat")
+int sessrec_execveat_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return exec_exit(ctx->ret);
+}
+
+/* ------------------------------------------------------------ open */
+
+static __always_inline int open_enter(int dfd, const char *filename, __u64 flags, __u64 mode)
+{
+	struct sessrec_stash st = {};
+
+	if (!session_lookup(NULL))
+		return 0;
+	st.a0 = (__u64)filename;
+	st.a1 = flags;
+	st.a2 = mode;
+	st.a3 = (__u64)(__s64)dfd;
+	stash_put(&st);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat")
+int sessrec_openat_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return open_enter(ctx->args[0], (const char *)ctx->args[1], ctx->args[2], ctx->args[3]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_open")
+int sessrec_open_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return open_enter(SESSREC_AT_FDCWD, (const char *)ctx->args[0], ctx->args[1],
+			  ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_creat")
+int sessrec_creat_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return open_enter(SESSREC_AT_FDCWD, (const char *)ctx->args[0],
+			  SESSREC_O_CREAT | SESSREC_O_WRONLY | SESSREC_O_TRUNC, ctx->args[1]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat2")
+int sessrec_openat2_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	struct open_how how = {};
+
+	bpf_probe_read_user(&how, sizeof(how), (void *)ctx->args[2]);
+	return open_enter(ctx->args[0], (const char *)ctx->args[1], how.flags, how.mode);
+}
+
+static __always_inline int open_exit(long ret)
+{
+	struct sessrec_stash *st;
+	struct sessrec_open *e;
+	__u64 cgid;
+	long n;
+
+	st = stash_get();
+	if (!st)
+		return 0;
+	if (!session_lookup(&cgid))
+		goto out;
+	e = scratch_get();
+	if (!e)
+		goto out;
+	fill_hdr(&e->hdr, SESSREC_EV_OPEN, cgid);
+	e->retval = ret;
+	e->flags = st->a1;
+	e->mode = st->a2;
+	e->dfd = (__s32)st->a3;
+	e->abs = 0;
+	e->pad = 0;
+	n = 0;
+	if (ret >= 0)
+		n = fd_path(ret, e->data);
+	if (n > 0) {
+		e->abs = 1;
+	} else {
+		n = bpf_probe_read_user_str(e->data, SESSREC_PATH_MAX, (const char *)st->a0);
+		if (n < 0)
+			n = 0;
+	}
+	e->path_len = n;
+	emit(&sessrec_disk_rb, e, sizeof(*e) + (n & (SESSREC_PATH_MAX * 2 - 1)),
+	     SESSREC_CLASS_DISK, cgid);
+out:
+	stash_del();
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat")
+int sessrec_openat_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return open_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_open")
+int sessrec_open_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return open_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_creat")
+int sessrec_creat_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return open_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat2")
+int sessrec_openat2_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return open_exit(ctx->ret);
+}
+
+/* ------------------------------------------------------------ connect */
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int sessrec_connect_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	struct sessrec_stash st = {};
+
+	if (!session_lookup(NULL))
+		return 0;
+	st.a0 = ctx->args[0]; /* fd */
+	st.a1 = ctx->args[1]; /* struct sockaddr __user * */
+	st.a2 = ctx->args[2]; /* addrlen */
+	stash_put(&st);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int sessrec_connect_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	struct sessrec_stash *st;
+	struct sessrec_connect *e;
+	struct sockaddr_in6 sa6 = {};
+	__u16 family = 0;
+	__u64 cgid;
+
+	st = stash_get();
+	if (!st)
+		return 0;
+	if (!session_lookup(&cgid))
+		goto out;
+	if (bpf_probe_read_user(&family, sizeof(family), (void *)st->a1))
+		goto out;
+	if (family != SESSREC_AF_INET && family != SESSREC_AF_INET6)
+		goto out;
+	e = scratch_get();
+	if (!e)
+		goto out;
+	fill_hdr(&e->hdr, SESSREC_EV_CONNECT, cgid);
+	e->retval = ctx->ret;
+	e->family = family;
+	e->pad = 0;
+	__builtin_memset(e->saddr, 0, sizeof(e->saddr));
+	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
+	if (family == SESSREC_AF_INET) {
+		struct sockaddr_in sa = {};
+
+		bpf_probe_read_user(&sa, sizeof(sa), (void *)st->a1);
+		__builtin_memcpy(e->daddr, &sa.sin_addr, 4);
+		e->dport = bpf_ntohs(sa.sin_port);
+	} else {
+		bpf_probe_read_user(&sa6, sizeof(sa6), (void *)st->a1);
+		__builtin_memcpy(e->daddr, &sa6.sin6_addr, 16);
+		e->dport = bpf_ntohs(sa6.sin6_port);
+	}
+	sock_source(st->a0, family, e);
+	emit(&sessrec_net_rb, e, sizeof(*e), SESSREC_CLASS_NETWORK, cgid);
+out:
+	stash_del();
+	return 0;
+}
+
+/* ------------------------------------------------------------ terminal output */
+
+SEC("tracepoint/syscalls/sys_enter_write")
+int sessrec_write_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	struct sessrec_stash st = {};
+	__u32 major, minor;
+
+	if (!session_lookup(NULL))
+		return 0;
+	if (!fd_pty_slave(ctx->args[0], &major, &minor))
+		return 0;
+	st.a0 = ctx->args[1]; /* buf */
+	st.a1 = major;
+	st.a2 = minor;
+	stash_put(&st);
+	return 0;
+}
+
+struct tty_copy {
+	__u64 buf;
+	__u64 total;
+	__u64 off;
+	__u64 cgid;
+};
+
+/* Copy one chunk of a write() into the ring buffer; 1 when there is no more. */
+static __always_inline long tty_chunk(struct tty_copy *c)
+{
+	struct sessrec_session *s;
+	struct sessrec_tty *e;
+	__u64 len, cgid = c->cgid;
+
+	if (c->off >= c->total)
+		return 1;
+	e = scratch_get();
+	s = bpf_map_lookup_elem(&sessrec_sessions, &cgid);
+	if (!e || !s)
+		return 1;
+	len = c->total - c->off;
+	if (len > SESSREC_TTY_CHUNK)
+		len = SESSREC_TTY_CHUNK;
+	e->offset = c->off;
+	e->len = len;
+	e->lost_total = s->lost_tty_bytes;
+	if (bpf_probe_read_user(e->data, len, (void *)(c->buf + c->off)) ||
+	    bpf_ringbuf_output(&sessrec_tty_rb, e, sizeof(*e) + len, 0)) {
+		__sync_fetch_and_add(&s->lost_tty_bytes, len);
+		__sync_fetch_and_add(&s->lost_events[SESSREC_CLASS_TERMINAL], 1);
+		count_lost(SESSREC_CLASS_TERMINAL, len);
+	}
+	c->off += len;
+	return 0;
+}
+
+static long tty_chunk_cb(__u32 i, void *ctx)
+{
+	return tty_chunk(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_write")
+int sessrec_write_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	struct sessrec_session *s;
+	struct sessrec_stash *st;
+	struct sessrec_tty *e;
+	struct tty_copy c = {};
+	__u64 cgid;
+	int i;
+
+	st = stash_get();
+	if (!st)
+		return 0;
+	if (ctx->ret <= 0)
+		goto out;
+	if (!session_lookup(&cgid))
+		goto out;
+	e = scratch_get();
+	if (!e)
+		goto out;
+	fill_hdr(&e->hdr, SESSREC_EV_TTY, cgid);
+	e->tty_major = st->a1;
+	e->tty_minor = st->a2;
+	c.buf = st->a0;
+	c.total = ctx->ret;
+	c.cgid = cgid;
+	/* bpf_loop (5.17+) is verified once; older kernels copy fewer chunks per write() */
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_loop)) {
+		bpf_loop(SESSREC_TTY_CHUNKS_MAX, tty_chunk_cb, &c, 0);
+	} else {
+		for (i = 0; i < 4; i++)
+			if (tty_chunk(&c))
+				break;
+	}
+	if (c.off < c.total) {
+		/* Longer than we copy from one write(): the rest is counted, not copied. */
+		s = bpf_map_lookup_elem(&sessrec_sessions, &cgid);
+		if (s) {
+			__sync_fetch_and_add(&s->lost_tty_bytes, c.total - c.off);
+			__sync_fetch_and_add(&s->lost_events[SESSREC_CLASS_TERMINAL], 1);
+		}
+		count_lost(SESSREC_CLASS_TERMINAL, c.total - c.off);
+	}
+out:
+	stash_del();
+	return 0;
+}

@@ -1,0 +1,357 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* BPF side only: maps and helpers shared by the sessrec programs. */
+#ifndef SESSREC_BPF_BPF_H
+#define SESSREC_BPF_BPF_H
+
+#define SESSREC_AT_FDCWD -100
+#define SESSREC_O_WRONLY 01
+#define SESSREC_O_CREAT 0100
+#define SESSREC_O_TRUNC 01000
+#define SESSREC_AF_INET 2
+#define SESSREC_AF_INET6 10
+#define SESSREC_S_IFMT 00170000
+#define SESSREC_S_IFSOCK 0140000
+#define SESSREC_S_IFCHR 0020000
+#define SESSREC_PTY_SLAVE_MAJOR_FIRST 136 /* UNIX98_PTY_SLAVE_MAJOR */
+#define SESSREC_PTY_SLAVE_MAJOR_LAST 143  /* ... + UNIX98_PTY_MAJOR_COUNT - 1 */
+#define SESSREC_SCRATCH_SIZE 32768
+#define SESSREC_PATH_DEPTH 48 /* path components resolved, at most */
+
+/* Syscall arguments kept from sys_enter until sys_exit of the same thread. */
+struct sessrec_stash {
+	__u64 a0, a1, a2, a3;
+};
+
+struct sessrec_lost_counters {
+	__u64 events[SESSREC_CLASS_MAX];
+	__u64 tty_bytes;
+};
+
+struct sessrec_scratch {
+	__u8 buf[SESSREC_SCRATCH_SIZE];
+};
+
+/* Level of the session cgroups in the cgroup v2 hierarchy (set before load). */
+const volatile __u32 session_level = 2;
+
+/* ------------------------------------------------------------ maps */
+
+/* Monitored sessions: session cgroup id -> per-session loss counters. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct sessrec_session);
+} sessrec_sessions SEC(".maps");
+
+/* One ring buffer per event class; sizes are set by the agent before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 * 4096);
+} sessrec_cmd_rb SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 128 * 4096);
+} sessrec_disk_rb SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 * 4096);
+} sessrec_net_rb SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1024 * 4096);
+} sessrec_tty_rb SEC(".maps");
+
+/* Events that did not fit in their ring buffer, per class (all sessions). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sessrec_lost_counters);
+} sessrec_lost SEC(".maps");
+
+/* Arguments between sys_enter and sys_exit, per thread. LRU: a thread that
+ * never returns (exit from inside a syscall) cannot leak entries. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct sessrec_stash);
+} sessrec_stash SEC(".maps");
+
+/* Per-CPU space to build an event before copying it into a ring buffer:
+ * records are variable-sized, so only the bytes used are copied. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct sessrec_scratch);
+} sessrec_scratch SEC(".maps");
+
+/* ------------------------------------------------------------ session filter */
+
+/* The session of the current task, or NULL: the one check every program makes first. */
+static __always_inline struct sessrec_session *session_lookup(__u64 *cgid)
+{
+	__u64 id = bpf_get_current_ancestor_cgroup_id(session_level);
+	struct sessrec_session *s = bpf_map_lookup_elem(&sessrec_sessions, &id);
+
+	if (s && cgid)
+		*cgid = id;
+	return s;
+}
+
+/* ------------------------------------------------------------ stash and scratch */
+
+static __always_inline void stash_put(struct sessrec_stash *st)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	bpf_map_update_elem(&sessrec_stash, &id, st, BPF_ANY);
+}
+
+static __always_inline struct sessrec_stash *stash_get(void)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	return bpf_map_lookup_elem(&sessrec_stash, &id);
+}
+
+static __always_inline void stash_del(void)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	bpf_map_delete_elem(&sessrec_stash, &id);
+}
+
+static __always_inline void *scratch_get(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&sessrec_scratch, &zero);
+}
+
+static __always_inline char *pathbuf_get(void)
+{
+	__u32 one = 1;
+
+	return bpf_map_lookup_elem(&sessrec_scratch, &one);
+}
+
+/* ------------------------------------------------------------ emit */
+
+static __always_inline void fill_hdr(struct sessrec_hdr *h, __u32 type, __u64 cgid)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 ugid = bpf_get_current_uid_gid();
+
+	h->type = type;
+	h->pid = pid_tgid >> 32;
+	h->tid = (__u32)pid_tgid;
+	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	h->uid = (__u32)ugid;
+	h->gid = ugid >> 32;
+	h->ts_ns = bpf_ktime_get_ns();
+	h->cgroup_id = cgid;
+	h->task_cgroup = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+static __always_inline void count_lost(__u32 cls, __u64 bytes)
+{
+	struct sessrec_lost_counters *c;
+	__u32 zero = 0;
+
+	c = bpf_map_lookup_elem(&sessrec_lost, &zero);
+	if (!c)
+		return;
+	if (cls < SESSREC_CLASS_MAX)
+		c->events[cls]++;
+	c->tty_bytes += bytes;
+}
+
+/* Copy size bytes of e into rb; a full ring buffer is counted, never silent. */
+static __always_inline void emit(void *rb, void *e, __u64 size, __u32 cls, __u64 cgid)
+{
+	struct sessrec_session *s;
+
+	if (size > SESSREC_SCRATCH_SIZE)
+		size = SESSREC_SCRATCH_SIZE;
+	if (!bpf_ringbuf_output(rb, e, size, 0))
+		return;
+	count_lost(cls, 0);
+	s = bpf_map_lookup_elem(&sessrec_sessions, &cgid);
+	if (s && cls < SESSREC_CLASS_MAX)
+		__sync_fetch_and_add(&s->lost_events[cls], 1);
+}
+
+/* ------------------------------------------------------------ files */
+
+static __always_inline struct file *fd_file(__u64 fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds, *f = NULL;
+
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
+		return NULL;
+	return f;
+}
+
+/* Is fd a pty slave (/dev/pts/N)? */
+static __always_inline bool fd_pty_slave(__u64 fd, __u32 *major, __u32 *minor)
+{
+	struct file *f = fd_file(fd);
+	struct inode *inode;
+	__u32 rdev;
+
+	if (!f)
+		return false;
+	inode = BPF_CORE_READ(f, f_inode);
+	if ((BPF_CORE_READ(inode, i_mode) & SESSREC_S_IFMT) != SESSREC_S_IFCHR)
+		return false;
+	rdev = BPF_CORE_READ(inode, i_rdev);
+	*major = rdev >> 20;
+	*minor = rdev & ((1u << 20) - 1);
+	return *major >= SESSREC_PTY_SLAVE_MAJOR_FIRST && *major <= SESSREC_PTY_SLAVE_MAJOR_LAST;
+}
+
+struct path_walk {
+	struct dentry *d;
+	struct vfsmount *vm;
+	struct mount *mnt;
+	struct dentry *root_d;
+	struct vfsmount *root_vm;
+	__u32 pos;  /* components are written backwards, ending at SESSREC_PATH_MAX */
+	int failed; /* 1: the path could not be resolved */
+	int done;
+};
+
+/* One step up the tree: a name, or a mount crossing. Returns 1 to stop. */
+static long path_walk_step(__u32 i, void *ctx)
+{
+	struct path_walk *w = ctx;
+	/* locals: CO-RE reads must not relocate against our own struct */
+	struct dentry *d = w->d, *parent;
+	struct vfsmount *vm = w->vm;
+	struct mount *mnt = w->mnt, *mnt_parent;
+	struct qstr name;
+	char *buf = pathbuf_get();
+	__u32 len, pos;
+
+	if (!buf) {
+		w->failed = 1;
+		return 1;
+	}
+	if (d == w->root_d && vm == w->root_vm) {
+		w->done = 1;
+		return 1;
+	}
+	parent = BPF_CORE_READ(d, d_parent);
+	if (d == BPF_CORE_READ(vm, mnt_root) || d == parent) {
+		mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+		if (mnt_parent == mnt) {
+			w->done = 1; /* the top of the mount tree */
+			return 1;
+		}
+		w->d = BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->mnt = mnt_parent;
+		w->vm = (struct vfsmount *)__builtin_preserve_access_index(&mnt_parent->mnt);
+		return 0;
+	}
+	name = BPF_CORE_READ(d, d_name);
+	len = name.len;
+	pos = w->pos;
+	if (len > 255 || len + 1 > pos || pos > SESSREC_PATH_MAX) {
+		w->failed = 1;
+		return 1;
+	}
+	pos -= len;
+	if (bpf_probe_read_kernel(&buf[pos & (SESSREC_PATH_MAX - 1)], len & 255, name.name)) {
+		w->failed = 1;
+		return 1;
+	}
+	pos -= 1;
+	buf[pos & (SESSREC_PATH_MAX - 1)] = '/';
+	w->pos = pos;
+	w->d = parent;
+	return 0;
+}
+
+/*
+ * The absolute path of an open file, as seen from the task's root (so a
+ * containerised process gets its own view), written to out with its NUL.
+ * Components are gathered backwards in a per-CPU buffer by a bpf_loop
+ * callback, which the verifier checks once (an unrolled walk is too complex).
+ * Kernels before 5.17 have no bpf_loop: there the caller keeps the path the
+ * process gave. Returns the length with the NUL, or 0 when not resolved.
+ */
+static __always_inline long fd_path(__u64 fd, __u8 *out)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	struct file *f = fd_file(fd);
+	struct path_walk w = {};
+	char *buf = pathbuf_get();
+	__u32 len, pos;
+
+	if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_loop))
+		return 0;
+	if (!f || !buf)
+		return 0;
+	w.d = BPF_CORE_READ(f, f_path.dentry);
+	w.vm = BPF_CORE_READ(f, f_path.mnt);
+	w.root_d = BPF_CORE_READ(task, fs, root.dentry);
+	w.root_vm = BPF_CORE_READ(task, fs, root.mnt);
+	w.mnt = container_of(w.vm, struct mount, mnt);
+	w.pos = SESSREC_PATH_MAX;
+	bpf_loop(SESSREC_PATH_DEPTH, path_walk_step, &w, 0);
+	if (w.failed || !w.done)
+		return 0;
+	pos = w.pos;
+	if (pos == SESSREC_PATH_MAX) {
+		pos -= 1;
+		buf[pos & (SESSREC_PATH_MAX - 1)] = '/';
+	}
+	if (pos == 0 || pos > SESSREC_PATH_MAX)
+		return 0;
+	len = SESSREC_PATH_MAX - pos;
+	if (bpf_probe_read_kernel(out, len & (SESSREC_PATH_MAX - 1),
+				  &buf[pos & (SESSREC_PATH_MAX - 1)]))
+		return 0;
+	out[len & (SESSREC_PATH_MAX - 1)] = 0;
+	return len + 1;
+}
+
+/* Protocol and local address of a connected socket fd. */
+static __always_inline void sock_source(__u64 fd, __u16 family, struct sessrec_connect *e)
+{
+	struct file *f = fd_file(fd);
+	struct socket *sock;
+	struct sock *sk;
+
+	e->protocol = 0;
+	e->sport = 0;
+	if (!f)
+		return;
+	if ((BPF_CORE_READ(f, f_inode, i_mode) & SESSREC_S_IFMT) != SESSREC_S_IFSOCK)
+		return;
+	sock = BPF_CORE_READ(f, private_data);
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return;
+	e->protocol = BPF_CORE_READ(sk, sk_protocol);
+	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (family == SESSREC_AF_INET)
+		BPF_CORE_READ_INTO(e->saddr, sk, __sk_common.skc_rcv_saddr);
+	else
+		BPF_CORE_READ_INTO(e->saddr, sk, __sk_common.skc_v6_rcv_saddr);
+}
+
+#endif
