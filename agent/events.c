@@ -62,8 +62,14 @@ int agent_event_write(struct agent *a, struct agent_session *s, Sessrec__Event *
 	s->last_ns = ev->time_ns;
 	before = rec_writer_bytes(s->w);
 	err = rec_writer_append(s->w, ev);
-	if (err)
-		log_error("session %s: recording write failed: %s", s->sid, strerror(-err));
+	if (err) {
+		/* the writer refused it: its ei stays free for the next event */
+		s->next_ei--;
+		log_error("session %s: event %lu not recorded: %s", s->sid, (unsigned long)ev->ei,
+			  strerror(-err));
+		ev->uid = NULL;
+		return err;
+	}
 	METRIC_ADD(a->metrics.recording_bytes, rec_writer_bytes(s->w) - before);
 	events_audit(a, s, ev);
 	ev->uid = NULL;

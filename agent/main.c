@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -25,6 +26,8 @@
 #define AGENT_DEFAULT_CONFIG "/etc/sessrec/agent.yaml"
 #define AGENT_PIN_DIR "/sys/fs/bpf/sessrec"
 #define AGENT_TICK_MS 200
+/* BPF pins and the cgroup root are node-wide: one agent per node, whatever its socket. */
+#define AGENT_LOCK "/run/sessrec-agent.lock"
 
 static void usage(FILE *f)
 {
@@ -132,6 +135,32 @@ static int agent_session_level(const char *cgroup_path, const char *root_path, u
 	}
 	free(buf);
 	return err;
+}
+
+static int agent_lock(void)
+{
+	char buf[32], *other = NULL;
+	int fd = open(AGENT_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+
+	if (fd < 0) {
+		log_error("cannot open %s: %s", AGENT_LOCK, strerror(errno));
+		return -errno;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int err = -errno;
+
+		if (util_read_file(AGENT_LOCK, 31, &other, NULL) == 0)
+			other[strcspn(other, "\n")] = '\0';
+		log_error("another sessrec-agent is already running on this node (pid %s)",
+			  other && other[0] ? other : "unknown");
+		free(other);
+		close(fd);
+		return err;
+	}
+	snprintf(buf, sizeof(buf), "%d\n", getpid());
+	if (ftruncate(fd, 0) < 0 || util_write_all(fd, buf, strlen(buf)))
+		log_warn("cannot write %s", AGENT_LOCK);
+	return fd; /* held until exit */
 }
 
 static int agent_server_id(struct agent *a)
@@ -474,7 +503,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	log_set_level(lvl);
-	if (agent_preflight())
+	if (agent_preflight() || agent_lock() < 0)
 		goto out;
 	if (!a.cfg->er.enabled) {
 		log_error("enhanced_recording.enabled is false: nothing to do");

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -154,6 +155,42 @@ int cli_parse_double(const char *s, double lo, double hi, double *out)
 		return -ERANGE;
 	*out = v;
 	return 0;
+}
+
+int cli_path_lookup(const char *name, const char *path, char **out)
+{
+	const char *p, *dir;
+	struct stat sb;
+	char *cand = NULL;
+	size_t dlen;
+	int err = -ENOENT;
+
+	if (!*name)
+		return -ENOENT;
+	if (strchr(name, '/')) {
+		*out = strdup(name);
+		return *out ? 0 : -ENOMEM;
+	}
+	for (p = path ? path : "/bin:/usr/bin";; p += dlen + 1) {
+		dlen = strcspn(p, ":");
+		dir = dlen ? p : ".";
+		free(cand);
+		if (asprintf(&cand, "%.*s/%s", dlen ? (int)dlen : 1, dir, name) < 0) {
+			cand = NULL;
+			err = -ENOMEM;
+			break;
+		}
+		if (stat(cand, &sb) == 0 && S_ISREG(sb.st_mode) && access(cand, X_OK) == 0) {
+			*out = cand;
+			cand = NULL;
+			err = 0;
+			break;
+		}
+		if (!p[dlen])
+			break;
+	}
+	free(cand);
+	return err;
 }
 
 int cli_exit_status(int wstatus)

@@ -84,6 +84,15 @@ int cli_parse_kind(const char *s);
  */
 int cli_parse_double(const char *s, double lo, double hi, double *out);
 
+/*
+ * Find the executable that execvp() would run for name: name itself when it
+ * holds a '/', else the first regular, executable file name in the ':'
+ * separated dirs of path (NULL: "/bin:/usr/bin"; an empty entry is "."). Done
+ * before the exec so that the recording shows one exec, not one failed exec
+ * per PATH entry. 0 with a malloc'd *out, -ENOENT when nothing fits, -ENOMEM.
+ */
+int cli_path_lookup(const char *name, const char *path, char **out);
+
 /* Shell convention: the exit code, or 128+N for a child killed by signal N. */
 int cli_exit_status(int wstatus);
 

@@ -54,7 +54,8 @@ struct run_opts {
 	bool quiet;
 	char **cmd; /* NULL-terminated, inside argv */
 	size_t ncmd;
-	char *whoami; /* owned: the name of the real uid */
+	char *exec_path; /* owned: cmd[0] looked up in PATH, NULL when not found */
+	char *whoami;	 /* owned: the name of the real uid */
 };
 
 struct run_state {
@@ -212,6 +213,11 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 	}
 	o->cmd = argv + optind;
 	o->ncmd = (size_t)(argc - optind);
+	err = cli_path_lookup(o->cmd[0], getenv("PATH"), &o->exec_path);
+	if (err == -ENOMEM) {
+		cli_err("run: %s", strerror(ENOMEM));
+		return CLI_EXIT_FAIL;
+	}
 
 	env = getenv("SESSREC_AGENT_SOCKET");
 	if (!o->socket)
@@ -500,7 +506,8 @@ run_child(const struct run_opts *o, struct run_state *st, int slave, int go_rd)
 	if (n != 1)
 		_exit(CLI_EXIT_FAIL);
 	run_close_from(STDERR_FILENO + 1);
-	execvp(o->cmd[0], o->cmd);
+	/* Not found in PATH: execvp fails the same way, and the failures are recorded. */
+	execvp(o->exec_path ? o->exec_path : o->cmd[0], o->cmd);
 	err = errno;
 	/* On the pty, so that the recording shows why nothing ran. */
 	dprintf(STDERR_FILENO, "%s: %s: %s\n", CLI_PROG, o->cmd[0], strerror(err));
@@ -864,6 +871,7 @@ out:
 		close(go[0]);
 	cli_labels_free(&o.labels);
 	free(o.whoami);
+	free(o.exec_path);
 	free(sid);
 	return status;
 }

@@ -30,8 +30,8 @@
 #define REC_WHY_MAX	  256
 
 /*
- * Largest part_size a writer accepts. A part holds less than part_size plus one
- * event, and its gzip body stays under REC_PART_RAW_MAX even when incompressible.
+ * A part holds less than part_size plus one event; at this size its gzip body stays
+ * under REC_PART_RAW_MAX even when incompressible, so every reader accepts it.
  */
 #define REC_PART_SIZE_MAX (REC_PART_RAW_MAX / 2)
 
@@ -267,14 +267,15 @@ int rec_writer_open(struct rec_writer **out, const char *path, const char *sid,
 	*out = NULL;
 	if (!opts)
 		opts = &defaults;
-	if (!path || !sid || !*sid || opts->part_size > REC_PART_SIZE_MAX ||
-	    opts->compress_level < 0 || opts->compress_level > 9)
+	if (!path || !sid || !*sid || opts->compress_level < 0 || opts->compress_level > 9)
 		return -EINVAL;
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
 	w->fd = -1;
 	w->part_size = opts->part_size ? opts->part_size : REC_PART_DEFAULT;
+	if (w->part_size > REC_PART_SIZE_MAX)
+		w->part_size = REC_PART_SIZE_MAX;
 	w->level = opts->compress_level ? opts->compress_level : REC_LEVEL_DEFAULT;
 	w->no_fsync = opts->no_fsync;
 	w->on_part = opts->on_part;
@@ -345,6 +346,36 @@ int rec_writer_append(struct rec_writer *w, const Sessrec__Event *ev)
 	return 0;
 }
 
+/*
+ * Data without repeats (compressed or random output) deflates at a tenth of
+ * the speed of text for almost no gain; Huffman coding alone keeps most of
+ * the gain at text speed. A fast trial on the first bytes of the part decides.
+ */
+#define REC_SAMPLE 65536
+#define REC_SAMPLE_POOR 60 /* percent: a sample that stays above this has no repeats */
+
+static int rec_strategy(struct rec_writer *w)
+{
+	uint8_t out[REC_SAMPLE / 2];
+	z_stream zs = {0};
+	size_t n = w->len < REC_SAMPLE ? w->len : REC_SAMPLE;
+	int zerr, strategy = Z_DEFAULT_STRATEGY;
+
+	if (n < 4096 || deflateInit2(&zs, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return Z_DEFAULT_STRATEGY;
+	zs.next_in = w->buf;
+	zs.avail_in = (uInt)n;
+	zs.next_out = out;
+	zs.avail_out = (uInt)(n * REC_SAMPLE_POOR / 100 < sizeof(out) ? n * REC_SAMPLE_POOR / 100
+								       : sizeof(out));
+	zerr = deflate(&zs, Z_FINISH);
+	/* output space ran out before the end: the sample compressed poorly */
+	if (zerr != Z_STREAM_END)
+		strategy = Z_HUFFMAN_ONLY;
+	deflateEnd(&zs);
+	return strategy;
+}
+
 /* Deflate the pending records into part (header space left at the front). */
 static int rec_deflate(struct rec_writer *w, uint8_t **part, size_t *partlen)
 {
@@ -353,7 +384,7 @@ static int rec_deflate(struct rec_writer *w, uint8_t **part, size_t *partlen)
 	size_t bound;
 	int err, zerr;
 
-	if (deflateInit2(&zs, w->level, Z_DEFLATED, REC_GZIP_WBITS, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+	if (deflateInit2(&zs, w->level, Z_DEFLATED, REC_GZIP_WBITS, 8, rec_strategy(w)) != Z_OK)
 		return -ENOMEM;
 	bound = deflateBound(&zs, (uLong)w->len);
 	buf = malloc(REC_HDR_SIZE + bound);

@@ -53,7 +53,8 @@ struct rec_writer;
 typedef int (*rec_part_cb)(void *ctx, uint32_t index, const uint8_t *part, size_t len, bool final);
 
 struct rec_writer_opts {
-	size_t part_size;   /* flush when this many raw bytes are pending; 0 = REC_PART_DEFAULT */
+	/* Flush when this many raw bytes are pending; 0 = REC_PART_DEFAULT; at most 32 MiB. */
+	size_t part_size;
 	int compress_level; /* zlib level; 0 = default (6) */
 	bool no_fsync;	    /* tests and benchmarks only */
 	rec_part_cb on_part;

@@ -629,8 +629,6 @@ static void test_writer_api(void **state)
 	uint64_t bytes;
 
 	tpath(path, sizeof(path), "api");
-	o.part_size = REC_PART_RAW_MAX;
-	assert_int_equal(rec_writer_open(&w, path, SID_A, &o), -EINVAL);
 	o.part_size = 0;
 	o.compress_level = 10;
 	assert_int_equal(rec_writer_open(&w, path, SID_A, &o), -EINVAL);
@@ -714,6 +712,15 @@ static void test_writer_api(void **state)
 
 	/* Every free accepts NULL. */
 	assert_int_equal(rec_writer_close(NULL), 0);
+
+	/* A part_size past what readers accept is clamped, not refused. */
+	o.part_size = REC_PART_RAW_MAX;
+	o.compress_level = 0;
+	assert_int_equal(rec_writer_open(&w, tpath(path, sizeof(path), "big"), SID_A, &o), 0);
+	tev_make(&t, SID_A, 0, 9);
+	assert_int_equal(rec_writer_append(w, &t.ev), 0);
+	assert_int_equal(rec_writer_close(w), 0);
+	assert_int_equal(rec_verify(path, &st, why, sizeof(why)), 0);
 	rec_writer_abandon(NULL);
 	rec_reader_close(NULL);
 
