@@ -138,6 +138,7 @@ struct agent {
 	struct agent_config *cfg;
 	const char *cfg_path;
 	struct agent_bpf *bpf;
+	struct rec_pool *pool; /* writes parts off the event loop */
 	struct agent_metrics metrics;
 	struct agent_metrics_server *metrics_srv;
 	int epfd, listen_fd, sig_fd, timer_fd;

@@ -142,7 +142,8 @@ static int agent_config_check_root_path(const char *s, char *why, size_t whylen)
 	}
 	return 0;
 bad:
-	snprintf(why, whylen, "must be a relative path below cgroup_path (no leading /, no . or ..)");
+	snprintf(why, whylen,
+		 "must be a relative path below cgroup_path (no leading /, no . or ..)");
 	return -EINVAL;
 }
 

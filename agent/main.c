@@ -524,6 +524,10 @@ int main(int argc, char **argv)
 	}
 	if (agent_open_audit(&a))
 		goto out;
+	if (rec_pool_start(&a.pool, 0)) {
+		log_error("cannot start the recording writer thread");
+		goto out;
+	}
 	if (agent_setup_fds(&a)) {
 		log_error("cannot set up the event loop: %s", strerror(errno));
 		goto out;
@@ -581,6 +585,7 @@ out:
 		unlink(a.cfg->socket);
 	}
 	agent_bpf_stop(a.bpf);
+	rec_pool_stop(a.pool);
 	if (a.audit)
 		fclose(a.audit);
 	free(a.sessions);

@@ -276,7 +276,8 @@ int agent_session_open(struct agent *a, int client_fd, const void *request, uint
 
 	snprintf(path, sizeof(path), "%s/%s.rec", a->rec_dir, s->sid);
 	wopts.part_size = a->cfg->part_size;
-	wopts.compress_level = 1;
+	wopts.compress_level = 1; /* the event loop must keep up with terminal output */
+	wopts.pool = a->pool;
 	err = rec_writer_open(&s->w, path, s->sid, &wopts);
 	if (err) {
 		snprintf(errbuf, errlen, "cannot create recording %s: %s", path, strerror(-err));

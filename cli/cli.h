@@ -23,8 +23,8 @@
 
 #define CLI_PROG "sessrec"
 
-#define CLI_EXIT_OK 0
-#define CLI_EXIT_FAIL 1	 /* the command ran and failed: one line on stderr says why */
+#define CLI_EXIT_OK    0
+#define CLI_EXIT_FAIL  1 /* the command ran and failed: one line on stderr says why */
 #define CLI_EXIT_USAGE 2 /* bad command line */
 
 /* ------------------------------------------------------------ commands */
@@ -50,8 +50,8 @@ int cli_opt_error(const char *cmd, int c, char *const argv[]);
 
 /* ------------------------------------------------------------ parsing (args.c) */
 
-#define CLI_LABELS_MAX 64
-#define CLI_LABEL_KEY_MAX 128
+#define CLI_LABELS_MAX	    64
+#define CLI_LABEL_KEY_MAX   128
 #define CLI_LABEL_VALUE_MAX 512
 
 struct cli_label {

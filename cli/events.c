@@ -51,12 +51,12 @@ static int cli_events_session_set(struct cli_events_session *s, const Sessrec__E
 {
 	const Sessrec__SessionStart *st = ev->start;
 	struct cli_events_session n = {
-		.sid = strdup(st->sid),
-		.server_id = strdup(st->server_id),
-		.server_hostname = strdup(st->server_hostname),
-		.login = strdup(st->login),
-		.user = strdup(st->user),
-		.start_ns = ev->time_ns,
+	    .sid = strdup(st->sid),
+	    .server_id = strdup(st->server_id),
+	    .server_hostname = strdup(st->server_hostname),
+	    .login = strdup(st->login),
+	    .user = strdup(st->user),
+	    .start_ns = ev->time_ns,
 	};
 
 	if (!n.sid || !n.server_id || !n.server_hostname || !n.login || !n.user) {
@@ -68,16 +68,15 @@ static int cli_events_session_set(struct cli_events_session *s, const Sessrec__E
 	return 0;
 }
 
-static int cli_events_print(const Sessrec__Event *ev, const struct cli_events_session *s,
-			    bool json)
+static int cli_events_print(const Sessrec__Event *ev, const struct cli_events_session *s, bool json)
 {
 	struct audit_ctx ctx = {
-		.sid = s->sid ? s->sid : "",
-		.server_id = s->server_id ? s->server_id : "",
-		.server_hostname = s->server_hostname ? s->server_hostname : "",
-		.login = s->login ? s->login : "",
-		.user = s->user ? s->user : "",
-		.session_start_ns = s->start_ns,
+	    .sid = s->sid ? s->sid : "",
+	    .server_id = s->server_id ? s->server_id : "",
+	    .server_hostname = s->server_hostname ? s->server_hostname : "",
+	    .login = s->login ? s->login : "",
+	    .user = s->user ? s->user : "",
+	    .session_start_ns = s->start_ns,
 	};
 	char *line = NULL;
 	int err;
@@ -96,10 +95,10 @@ out:
 int do_events(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"type", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"json", no_argument, NULL, 'j'},
+	    {"type", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct cli_events_session sess = {0};
 	struct rec_reader *r = NULL;

@@ -13,10 +13,10 @@ static const struct {
 	int body;
 	const char *name;
 } cli_types[] = {
-	{SESSREC__EVENT__BODY_START, "start"},	 {SESSREC__EVENT__BODY_END, "end"},
-	{SESSREC__EVENT__BODY_COMMAND, "command"}, {SESSREC__EVENT__BODY_DISK, "disk"},
-	{SESSREC__EVENT__BODY_NETWORK, "network"}, {SESSREC__EVENT__BODY_PRINT, "print"},
-	{SESSREC__EVENT__BODY_LOST, "lost"},
+    {SESSREC__EVENT__BODY_START, "start"},     {SESSREC__EVENT__BODY_END, "end"},
+    {SESSREC__EVENT__BODY_COMMAND, "command"}, {SESSREC__EVENT__BODY_DISK, "disk"},
+    {SESSREC__EVENT__BODY_NETWORK, "network"}, {SESSREC__EVENT__BODY_PRINT, "print"},
+    {SESSREC__EVENT__BODY_LOST, "lost"},
 };
 
 #define CLI_NTYPES (sizeof(cli_types) / sizeof(cli_types[0]))
@@ -53,7 +53,8 @@ int cli_event_types_parse(const char *list, uint32_t *mask)
 			n -= sizeof(prefix) - 1;
 		}
 		for (size_t i = 0; i < CLI_NTYPES; i++) {
-			if (strlen(cli_types[i].name) == n && strncmp(w, cli_types[i].name, n) == 0) {
+			if (strlen(cli_types[i].name) == n &&
+			    strncmp(w, cli_types[i].name, n) == 0) {
 				m |= cli_type_bit(cli_types[i].body);
 				found = true;
 			}
@@ -80,13 +81,13 @@ int cli_open_flags_str(int32_t flags, char *buf, size_t len)
 		int flag;
 		const char *name;
 	} names[] = {
-		/* O_SYNC holds the O_DSYNC bit, so it comes first. */
-		{O_SYNC, "O_SYNC"},	      {O_DSYNC, "O_DSYNC"},	    {O_CREAT, "O_CREAT"},
-		{O_EXCL, "O_EXCL"},	      {O_NOCTTY, "O_NOCTTY"},	    {O_TRUNC, "O_TRUNC"},
-		{O_APPEND, "O_APPEND"},	      {O_NONBLOCK, "O_NONBLOCK"},   {O_DIRECT, "O_DIRECT"},
-		{O_DIRECTORY, "O_DIRECTORY"}, {O_NOFOLLOW, "O_NOFOLLOW"},   {O_NOATIME, "O_NOATIME"},
-		{O_CLOEXEC, "O_CLOEXEC"},     {O_TMPFILE, "O_TMPFILE"},	    {O_PATH, "O_PATH"},
-		{FASYNC, "O_ASYNC"},
+	    /* O_SYNC holds the O_DSYNC bit and O_TMPFILE O_DIRECTORY: they come first. */
+	    {O_SYNC, "O_SYNC"},		  {O_DSYNC, "O_DSYNC"},	    {O_TMPFILE, "O_TMPFILE"},
+	    {O_DIRECTORY, "O_DIRECTORY"}, {O_CREAT, "O_CREAT"},	    {O_EXCL, "O_EXCL"},
+	    {O_NOCTTY, "O_NOCTTY"},	  {O_TRUNC, "O_TRUNC"},	    {O_APPEND, "O_APPEND"},
+	    {O_NONBLOCK, "O_NONBLOCK"},	  {O_DIRECT, "O_DIRECT"},   {O_NOFOLLOW, "O_NOFOLLOW"},
+	    {O_NOATIME, "O_NOATIME"},	  {O_CLOEXEC, "O_CLOEXEC"}, {O_PATH, "O_PATH"},
+	    {FASYNC, "O_ASYNC"},
 	};
 	uint32_t rest = (uint32_t)flags;
 	const char *acc;
@@ -254,9 +255,18 @@ static void cli_put_rc(FILE *f, int32_t rc)
 		fprintf(f, "rc=%" PRId32, rc);
 }
 
+/* A word, or "?" when the recording left it empty. */
+static void cli_put_word_or_unknown(FILE *f, const char *s)
+{
+	if (*s)
+		cli_put_word(f, s);
+	else
+		fputc('?', f);
+}
+
 static void cli_put_proc(FILE *f, const char *program, uint32_t pid)
 {
-	cli_put_word(f, *program ? program : "?");
+	cli_put_word_or_unknown(f, program);
 	fprintf(f, "[%" PRIu32 "] ", pid);
 }
 
@@ -286,8 +296,11 @@ static void cli_put_start(FILE *f, const Sessrec__SessionStart *s)
 	cli_put_word(f, s->login);
 	fputs(" kind=", f);
 	cli_put_word(f, s->kind);
-	fprintf(f, " size=%" PRIu32 "x%" PRIu32 ": ", s->cols, s->rows);
-	cli_put_argv(f, s->initial_command, s->n_initial_command);
+	fprintf(f, " size=%" PRIu32 "x%" PRIu32, s->cols, s->rows);
+	if (s->n_initial_command) {
+		fputs(": ", f);
+		cli_put_argv(f, s->initial_command, s->n_initial_command);
+	}
 }
 
 static void cli_put_end(FILE *f, const Sessrec__SessionEnd *e)
@@ -341,7 +354,7 @@ static void cli_put_body(FILE *f, const Sessrec__Event *ev)
 		cli_put_proc(f, ev->network->program, ev->network->pid);
 		cli_put_rc(f, ev->network->return_code);
 		fputc(' ', f);
-		cli_put_word(f, *ev->network->protocol ? ev->network->protocol : "?");
+		cli_put_word_or_unknown(f, ev->network->protocol);
 		fputc(' ', f);
 		cli_put_endpoint(f, ev->network->src_addr, ev->network->src_port);
 		fputs(" -> ", f);
@@ -351,7 +364,7 @@ static void cli_put_body(FILE *f, const Sessrec__Event *ev)
 		fprintf(f, "%" PRIu32 " bytes", ev->print->bytes);
 		break;
 	case SESSREC__EVENT__BODY_LOST:
-		cli_put_word(f, *ev->lost->class_ ? ev->lost->class_ : "?");
+		cli_put_word_or_unknown(f, ev->lost->class_);
 		fprintf(f, ": %" PRIu64 " events", ev->lost->events);
 		if (ev->lost->bytes)
 			fprintf(f, ", %" PRIu64 " bytes", ev->lost->bytes);

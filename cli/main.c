@@ -15,10 +15,10 @@ struct cli_cmd {
 };
 
 static const struct cli_cmd cli_cmds[] = {
-	{"run", do_run, cli_run_usage, "run a command as a recorded session"},
-	{"events", do_events, cli_events_usage, "list the events of a recording"},
-	{"play", do_play, cli_play_usage, "replay the terminal output of a recording"},
-	{"verify", do_verify, cli_verify_usage, "check that a recording is complete and intact"},
+    {"run", do_run, cli_run_usage, "run a command as a recorded session"},
+    {"events", do_events, cli_events_usage, "list the events of a recording"},
+    {"play", do_play, cli_play_usage, "replay the terminal output of a recording"},
+    {"verify", do_verify, cli_verify_usage, "check that a recording is complete and intact"},
 };
 
 #define CLI_NCMDS (sizeof(cli_cmds) / sizeof(cli_cmds[0]))
@@ -34,10 +34,11 @@ static const struct cli_cmd *cli_find(const char *name)
 
 static void cli_usage(FILE *out)
 {
-	fprintf(out, "Usage: %s COMMAND [OPTIONS] [ARGS]\n"
-		     "       %s help COMMAND | --help | --version\n\n"
-		     "Record interactive sessions with eBPF, and read the recordings.\n\n"
-		     "Commands:\n",
+	fprintf(out,
+		"Usage: %s COMMAND [OPTIONS] [ARGS]\n"
+		"       %s help COMMAND | --help | --version\n\n"
+		"Record interactive sessions with eBPF, and read the recordings.\n\n"
+		"Commands:\n",
 		CLI_PROG, CLI_PROG);
 	for (size_t i = 0; i < CLI_NCMDS; i++)
 		fprintf(out, "  %-8s  %s\n", cli_cmds[i].name, cli_cmds[i].summary);

@@ -13,7 +13,7 @@
 #include "util.h"
 
 #define CLI_PLAY_SPEED_MAX 1000.0
-#define CLI_PLAY_IDLE_MAX 86400.0
+#define CLI_PLAY_IDLE_MAX  86400.0
 
 void cli_play_usage(FILE *out)
 {
@@ -33,10 +33,10 @@ void cli_play_usage(FILE *out)
 struct cli_play {
 	double speed;
 	double max_idle;
-	bool color;		 /* stdout is a terminal: dim the lost markers */
-	struct timespec t0;	 /* CLOCK_MONOTONIC when playback started */
-	uint64_t at_ns;		 /* where playback is, relative to t0 */
-	uint64_t prev_ms;	 /* ms of the previous chunk */
+	bool color;	    /* stdout is a terminal: dim the lost markers */
+	struct timespec t0; /* CLOCK_MONOTONIC when playback started */
+	uint64_t at_ns;	    /* where playback is, relative to t0 */
+	uint64_t prev_ms;   /* ms of the previous chunk */
 };
 
 /* Sleep until t0 + at_ns: absolute deadlines, so that delays do not drift. */
@@ -81,11 +81,13 @@ static int cli_play_lost(const struct cli_play *p, const Sessrec__Lost *l)
 		return 0; /* commands, files or connections lost: not part of the output */
 	if (l->bytes)
 		n = snprintf(line, sizeof(line),
-			     "\r\n%s[sessrec: %" PRIu64 " bytes of terminal output lost here]%s\r\n",
+			     "\r\n%s[sessrec: %" PRIu64
+			     " bytes of terminal output lost here]%s\r\n",
 			     p->color ? "\033[2m" : "", l->bytes, p->color ? "\033[22m" : "");
 	else
 		n = snprintf(line, sizeof(line),
-			     "\r\n%s[sessrec: %" PRIu64 " chunks of terminal output lost here]%s\r\n",
+			     "\r\n%s[sessrec: %" PRIu64
+			     " chunks of terminal output lost here]%s\r\n",
 			     p->color ? "\033[2m" : "", l->events, p->color ? "\033[22m" : "");
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return -EOVERFLOW;
@@ -107,10 +109,10 @@ static int cli_play_parse_number(const char *opt, const char *arg, double lo, do
 int do_play(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"speed", required_argument, NULL, 's'},
-		{"max-idle", required_argument, NULL, 'i'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"speed", required_argument, NULL, 's'},
+	    {"max-idle", required_argument, NULL, 'i'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct cli_play p = {.speed = 1.0};
 	struct rec_reader *r = NULL;

@@ -32,8 +32,8 @@
 #include "frame.h"
 #include "util.h"
 
-#define RUN_SOCKET_DEFAULT "/run/sessrec/agent.sock"
-#define RUN_OPEN_TIMEOUT_S 30 /* the agent loads nothing per session: 30 s is "stuck" */
+#define RUN_SOCKET_DEFAULT  "/run/sessrec/agent.sock"
+#define RUN_OPEN_TIMEOUT_S  30 /* the agent loads nothing per session: 30 s is "stuck" */
 #define RUN_CLOSE_TIMEOUT_S 5
 /*
  * After the child exits, output is drained until the pty reports that no one
@@ -41,9 +41,9 @@
  * gets this long of silence before the launcher stops relaying.
  */
 #define RUN_DRAIN_IDLE_MS 250
-#define RUN_BUF_SIZE 65536
-#define RUN_COLS_DEFAULT 80
-#define RUN_ROWS_DEFAULT 24
+#define RUN_BUF_SIZE	  65536
+#define RUN_COLS_DEFAULT  80
+#define RUN_ROWS_DEFAULT  24
 
 struct run_opts {
 	const char *socket;
@@ -67,8 +67,8 @@ struct run_state {
 	bool started; /* the child was told to exec */
 	bool reaped;
 	int wstatus;
-	bool tty_in;	/* stdin is a terminal */
-	bool raw;	/* stdin is in raw mode, saved holds its settings */
+	bool tty_in; /* stdin is a terminal */
+	bool raw;    /* stdin is in raw mode, saved holds its settings */
 	struct termios saved;
 	struct winsize ws;
 	char tty[128]; /* the slave's path */
@@ -149,14 +149,14 @@ out:
 static int run_parse(int argc, char **argv, struct run_opts *o)
 {
 	static const struct option opts[] = {
-		{"agent-socket", required_argument, NULL, 'S'},
-		{"user", required_argument, NULL, 'u'},
-		{"login", required_argument, NULL, 'l'},
-		{"kind", required_argument, NULL, 'k'},
-		{"label", required_argument, NULL, 'L'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"agent-socket", required_argument, NULL, 'S'},
+	    {"user", required_argument, NULL, 'u'},
+	    {"login", required_argument, NULL, 'l'},
+	    {"kind", required_argument, NULL, 'k'},
+	    {"label", required_argument, NULL, 'L'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *why, *env;
 	int c, err;

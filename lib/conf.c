@@ -65,7 +65,7 @@ static void conf_one_line(char *s)
 }
 
 static void conf_errf(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void conf_errf(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -80,7 +80,7 @@ static void conf_errf(char *err, size_t errlen, const char *fmt, ...)
 
 /* Report "NAME:LINE: problem" once (the first problem wins). Returns -EINVAL. */
 static int conf_fail(struct conf_ctx *x, size_t line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static int conf_fail(struct conf_ctx *x, size_t line, const char *fmt, ...)
 {
 	char msg[512];
@@ -427,7 +427,7 @@ static int conf_set_number(struct conf_ctx *x, const struct conf_key *k, void *b
 	if (err || v < k->min || v > hi)
 		return conf_fail(x, conf_line(x), "'%s'%s must be between %u and %u, got %s",
 				 k->name, p->in, k->min, hi, q);
-	if ((k->flags & CONF_POW2) && (v & (v - 1)) != 0)
+	if ((k->flags & CONF_POW2) && (v == 0 || (v & (v - 1)) != 0))
 		return conf_fail(x, conf_line(x), "'%s'%s must be a power of two, got %s", k->name,
 				 p->in, q);
 	*(uint32_t *)conf_at(base, k->offset) = (uint32_t)v;
@@ -558,8 +558,8 @@ static int conf_parse_map(struct conf_ctx *x, const struct conf_key *k, void *ba
 			}
 		}
 		if (n == max) {
-			err = conf_fail(x, conf_line(x), "too many entries%s (at most %zu)", in,
-					max);
+			err =
+			    conf_fail(x, conf_line(x), "too many entries%s (at most %zu)", in, max);
 			goto out;
 		}
 		err = conf_run_check(x, k->check, conf_scalar(x), "key", q, in);
@@ -807,7 +807,7 @@ static int conf_parse_stream(struct conf_ctx *x, const struct conf_key *table, v
 	if (err)
 		return err;
 	if (x->ev.type == YAML_STREAM_END_EVENT)
-		return 0; /* nothing but comments and blank lines */
+		return 0;   /* nothing but comments and blank lines */
 	err = conf_next(x); /* the root node after DOCUMENT-START */
 	if (err)
 		return err;

@@ -40,15 +40,15 @@
 #define CONF_MAX_DEPTH 16	       /* mappings and lists inside each other */
 
 enum conf_type {
-	CONF_T_END = 0,	   /* terminates a table */
-	CONF_T_STRING,	   /* char *, malloc'd */
-	CONF_T_BOOL,	   /* bool */
-	CONF_T_UINT32,	   /* uint32_t */
-	CONF_T_SIZE,	   /* uint32_t bytes, suffixes K KiB M MiB G GiB */
-	CONF_T_DURATION,   /* uint32_t seconds, suffixes s m h */
-	CONF_T_SECTION,	   /* nested mapping described by sub */
-	CONF_T_MAP,	   /* string -> string: array of pairs + size_t count */
-	CONF_T_STRLIST,	   /* char ** + size_t count */
+	CONF_T_END = 0,	 /* terminates a table */
+	CONF_T_STRING,	 /* char *, malloc'd */
+	CONF_T_BOOL,	 /* bool */
+	CONF_T_UINT32,	 /* uint32_t */
+	CONF_T_SIZE,	 /* uint32_t bytes, suffixes K KiB M MiB G GiB */
+	CONF_T_DURATION, /* uint32_t seconds, suffixes s m h */
+	CONF_T_SECTION,	 /* nested mapping described by sub */
+	CONF_T_MAP,	 /* string -> string: array of pairs + size_t count */
+	CONF_T_STRLIST,	 /* char ** + size_t count */
 };
 
 /* flags */
@@ -58,7 +58,7 @@ enum conf_type {
 struct conf_key {
 	const char *name; /* YAML key; NULL ends the table */
 	enum conf_type type;
-	size_t offset; /* of the field (or array pointer) in the base struct */
+	size_t offset;		    /* of the field (or array pointer) in the base struct */
 	const struct conf_key *sub; /* CONF_T_SECTION */
 	unsigned int flags;
 
@@ -83,7 +83,7 @@ struct conf_key {
 
 	/* maps and lists */
 	size_t count_offset; /* size_t count in the base struct */
-	size_t max_items;    /* 0: no limit beyond the input size */
+	size_t max_items;    /* 0: 4096 */
 	size_t elem_size;    /* maps: element struct holding two char * */
 	size_t key_offset;   /* maps: of the key in the element */
 	size_t value_offset; /* maps: of the value in the element */
@@ -99,32 +99,51 @@ struct conf_key {
 #define CONF__OFF(ctype, T, f)	 (offsetof(T, f) + CONF__CHECK(ctype, T, f))
 
 #define CONF_STRING(nm, T, f, def, ...)                                                            \
-	{.name = (nm), .type = CONF_T_STRING, .offset = CONF__OFF(char *, T, f), .def_str = (def), \
-	 __VA_ARGS__}
+	{                                                                                          \
+		.name = (nm), .type = CONF_T_STRING, .offset = CONF__OFF(char *, T, f),            \
+		.def_str = (def), __VA_ARGS__                                                      \
+	}
 #define CONF_BOOL(nm, T, f, def, ...)                                                              \
-	{.name = (nm), .type = CONF_T_BOOL, .offset = CONF__OFF(bool, T, f), .def_bool = (def),    \
-	 __VA_ARGS__}
+	{                                                                                          \
+		.name = (nm), .type = CONF_T_BOOL, .offset = CONF__OFF(bool, T, f),                \
+		.def_bool = (def), __VA_ARGS__                                                     \
+	}
 #define CONF_UINT32(nm, T, f, def, lo, hi, ...)                                                    \
-	{.name = (nm), .type = CONF_T_UINT32, .offset = CONF__OFF(uint32_t, T, f),                 \
-	 .def_u32 = (def), .min = (lo), .max = (hi), __VA_ARGS__}
+	{                                                                                          \
+		.name = (nm), .type = CONF_T_UINT32, .offset = CONF__OFF(uint32_t, T, f),          \
+		.def_u32 = (def), .min = (lo), .max = (hi), __VA_ARGS__                            \
+	}
 #define CONF_SIZE(nm, T, f, def, lo, hi, ...)                                                      \
-	{.name = (nm), .type = CONF_T_SIZE, .offset = CONF__OFF(uint32_t, T, f), .def_u32 = (def), \
-	 .min = (lo), .max = (hi), __VA_ARGS__}
+	{                                                                                          \
+		.name = (nm), .type = CONF_T_SIZE, .offset = CONF__OFF(uint32_t, T, f),            \
+		.def_u32 = (def), .min = (lo), .max = (hi), __VA_ARGS__                            \
+	}
 #define CONF_DURATION(nm, T, f, def, lo, hi, ...)                                                  \
-	{.name = (nm), .type = CONF_T_DURATION, .offset = CONF__OFF(uint32_t, T, f),               \
-	 .def_u32 = (def), .min = (lo), .max = (hi), __VA_ARGS__}
+	{                                                                                          \
+		.name = (nm), .type = CONF_T_DURATION, .offset = CONF__OFF(uint32_t, T, f),        \
+		.def_u32 = (def), .min = (lo), .max = (hi), __VA_ARGS__                            \
+	}
 #define CONF_SECTION(nm, subtable)                                                                 \
-	{.name = (nm), .type = CONF_T_SECTION, .sub = (subtable)}
+	{                                                                                          \
+		.name = (nm), .type = CONF_T_SECTION, .sub = (subtable)                            \
+	}
 /* arr: E *field, n: size_t field, E: element struct with char *k and char *v. */
 #define CONF_MAP(nm, T, arr, n, E, k, v, ...)                                                      \
-	{.name = (nm), .type = CONF_T_MAP, .offset = CONF__OFF(E *, T, arr),                       \
-	 .count_offset = CONF__OFF(size_t, T, n), .elem_size = sizeof(E),                          \
-	 .key_offset = CONF__OFF(char *, E, k), .value_offset = CONF__OFF(char *, E, v),           \
-	 __VA_ARGS__}
+	{                                                                                          \
+		.name = (nm), .type = CONF_T_MAP, .offset = CONF__OFF(E *, T, arr),                \
+		.count_offset = CONF__OFF(size_t, T, n), .elem_size = sizeof(E),                   \
+		.key_offset = CONF__OFF(char *, E, k), .value_offset = CONF__OFF(char *, E, v),    \
+		__VA_ARGS__                                                                        \
+	}
 #define CONF_STRLIST(nm, T, arr, n, ...)                                                           \
-	{.name = (nm), .type = CONF_T_STRLIST, .offset = CONF__OFF(char **, T, arr),               \
-	 .count_offset = CONF__OFF(size_t, T, n), __VA_ARGS__}
-#define CONF_END {.name = NULL}
+	{                                                                                          \
+		.name = (nm), .type = CONF_T_STRLIST, .offset = CONF__OFF(char **, T, arr),        \
+		.count_offset = CONF__OFF(size_t, T, n), __VA_ARGS__                               \
+	}
+#define CONF_END                                                                                   \
+	{                                                                                          \
+		.name = NULL                                                                       \
+	}
 
 /* Set every default of table into base (zeroed or conf_free'd). 0 or -ENOMEM. */
 int conf_defaults(const struct conf_key *table, void *base);
@@ -141,7 +160,7 @@ int conf_parse_file(const struct conf_key *table, void *base, const char *path, 
 int conf_parse_buffer(const struct conf_key *table, void *base, const char *name, const char *buf,
 		      size_t len, char *err, size_t errlen);
 
-/* Free every string, map and list that table describes in base, and zero them. */
+/* Free every string, map and list that table describes in base; leaves them NULL/0. */
 void conf_free(const struct conf_key *table, void *base);
 
 /*

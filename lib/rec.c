@@ -10,6 +10,7 @@
 #include "rec.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -223,11 +224,37 @@ struct rec_writer {
 	bool started; /* session.start was appended */
 	uint64_t next_ei;
 
+	/* Written by whoever commits parts (the pool's thread in async mode): */
 	uint8_t prev_hash[32]; /* SHA-256 of the last part written, or the chain seed */
 	uint32_t parts;
 	uint64_t bytes;
-	bool final;
 	int err; /* sticky: the file can no longer be extended safely */
+
+	bool final; /* a final part was handed over: no more appends */
+	struct rec_pool *pool;
+	unsigned int inflight; /* parts queued in the pool, under pool->lock */
+};
+
+/* A part to write: the pending records of a writer, detached from it. */
+struct rec_job {
+	struct rec_writer *w;
+	uint8_t *buf;
+	size_t len;
+	uint32_t events;
+	uint64_t first_ei, last_ei;
+	bool final;
+	struct rec_job *next;
+};
+
+struct rec_pool {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t work;  /* a job was queued, or stop */
+	pthread_cond_t done;  /* a job finished, or room in the queue */
+	struct rec_job *head, *tail;
+	size_t queued;	      /* raw bytes queued */
+	size_t max_queued;
+	bool stop;
 };
 
 static int rec_fsync_dir(const char *path)
@@ -280,6 +307,7 @@ int rec_writer_open(struct rec_writer **out, const char *path, const char *sid,
 	w->no_fsync = opts->no_fsync;
 	w->on_part = opts->on_part;
 	w->cb_ctx = opts->cb_ctx;
+	w->pool = opts->pool;
 	w->sid = strdup(sid);
 	if (!w->sid) {
 		err = -ENOMEM;
@@ -354,16 +382,16 @@ int rec_writer_append(struct rec_writer *w, const Sessrec__Event *ev)
 #define REC_SAMPLE 65536
 #define REC_SAMPLE_POOR 60 /* percent: a sample that stays above this has no repeats */
 
-static int rec_strategy(struct rec_writer *w)
+static int rec_strategy(const uint8_t *raw, size_t len)
 {
 	uint8_t out[REC_SAMPLE / 2];
 	z_stream zs = {0};
-	size_t n = w->len < REC_SAMPLE ? w->len : REC_SAMPLE;
+	size_t n = len < REC_SAMPLE ? len : REC_SAMPLE;
 	int zerr, strategy = Z_DEFAULT_STRATEGY;
 
 	if (n < 4096 || deflateInit2(&zs, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
 		return Z_DEFAULT_STRATEGY;
-	zs.next_in = w->buf;
+	zs.next_in = (uint8_t *)raw;
 	zs.avail_in = (uInt)n;
 	zs.next_out = out;
 	zs.avail_out = (uInt)(n * REC_SAMPLE_POOR / 100 < sizeof(out) ? n * REC_SAMPLE_POOR / 100
@@ -377,23 +405,25 @@ static int rec_strategy(struct rec_writer *w)
 }
 
 /* Deflate the pending records into part (header space left at the front). */
-static int rec_deflate(struct rec_writer *w, uint8_t **part, size_t *partlen)
+static int rec_deflate(int level, const uint8_t *raw, size_t rawlen, uint8_t **part,
+		       size_t *partlen)
 {
 	z_stream zs = {0};
 	uint8_t *buf = NULL;
 	size_t bound;
 	int err, zerr;
 
-	if (deflateInit2(&zs, w->level, Z_DEFLATED, REC_GZIP_WBITS, 8, rec_strategy(w)) != Z_OK)
+	if (deflateInit2(&zs, level, Z_DEFLATED, REC_GZIP_WBITS, 8, rec_strategy(raw, rawlen)) !=
+	    Z_OK)
 		return -ENOMEM;
-	bound = deflateBound(&zs, (uLong)w->len);
+	bound = deflateBound(&zs, (uLong)rawlen);
 	buf = malloc(REC_HDR_SIZE + bound);
 	if (!buf) {
 		err = -ENOMEM;
 		goto out;
 	}
-	zs.next_in = w->buf;
-	zs.avail_in = (uInt)w->len;
+	zs.next_in = (uint8_t *)raw;
+	zs.avail_in = (uInt)rawlen;
 	zs.next_out = buf + REC_HDR_SIZE;
 	zs.avail_out = (uInt)bound;
 	zerr = deflate(&zs, Z_FINISH);
@@ -411,7 +441,8 @@ out:
 	return err;
 }
 
-int rec_writer_flush(struct rec_writer *w, bool final)
+/* Compress, chain, write and fsync one part. Runs on the pool's thread in async mode. */
+static int rec_commit(struct rec_writer *w, const struct rec_job *j)
 {
 	struct rec_part_hdr h = {0};
 	uint8_t *part = NULL;
@@ -421,21 +452,17 @@ int rec_writer_flush(struct rec_writer *w, bool final)
 
 	if (w->err)
 		return w->err;
-	if (w->final)
-		return -EINVAL;
-	if (w->events == 0 && !final)
-		return 0;
-	err = rec_deflate(w, &part, &len);
+	err = rec_deflate(w->level, j->buf, j->len, &part, &len);
 	if (err)
 		goto out;
 	h.version = REC_VERSION;
-	h.flags = final ? REC_FLAG_FINAL : 0;
+	h.flags = j->final ? REC_FLAG_FINAL : 0;
 	h.index = w->parts;
-	h.events = w->events;
-	h.raw_size = (uint32_t)w->len;
+	h.events = j->events;
+	h.raw_size = (uint32_t)j->len;
 	h.body_size = (uint32_t)(len - REC_HDR_SIZE);
-	h.first_ei = w->events ? w->first_ei : 0;
-	h.last_ei = w->events ? w->last_ei : 0;
+	h.first_ei = j->events ? j->first_ei : 0;
+	h.last_ei = j->events ? j->last_ei : 0;
 	memcpy(h.prev_hash, w->prev_hash, 32);
 	err = rec_sha256(part + REC_HDR_SIZE, h.body_size, NULL, 0, h.body_hash);
 	if (err)
@@ -450,27 +477,167 @@ int rec_writer_flush(struct rec_writer *w, bool final)
 		/* Cut the partial part off so the file stays a sound (unfinished) recording. */
 		if (ftruncate(w->fd, (off_t)w->bytes) < 0)
 			err = -errno;
-		w->err = err;
 		goto out;
 	}
 	if (!w->no_fsync && fsync(w->fd) < 0) {
 		/* After a failed fsync the page cache state is unknown: stop here. */
 		err = -errno;
-		w->err = err;
 		goto out;
 	}
 	memcpy(w->prev_hash, part_hash, 32);
 	w->parts++;
-	w->bytes += len;
-	w->len = 0;
-	w->events = 0;
-	w->final = final;
+	__atomic_add_fetch(&w->bytes, len, __ATOMIC_RELAXED);
 	/* The part is on disk whatever the callback says; its error is only reported. */
 	if (w->on_part)
-		err = w->on_part(w->cb_ctx, h.index, part, len, final);
-out:
+		err = w->on_part(w->cb_ctx, h.index, part, len, j->final);
 	free(part);
 	return err;
+out:
+	__atomic_store_n(&w->err, err, __ATOMIC_RELAXED);
+	free(part);
+	return err;
+}
+
+static void *rec_pool_main(void *arg)
+{
+	struct rec_pool *p = arg;
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		struct rec_job *j;
+
+		while (!p->head && !p->stop)
+			pthread_cond_wait(&p->work, &p->lock);
+		if (!p->head)
+			break;
+		j = p->head;
+		p->head = j->next;
+		if (!p->head)
+			p->tail = NULL;
+		pthread_mutex_unlock(&p->lock);
+		rec_commit(j->w, j);
+		pthread_mutex_lock(&p->lock);
+		p->queued -= j->len;
+		j->w->inflight--;
+		pthread_cond_broadcast(&p->done);
+		free(j->buf);
+		free(j);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+int rec_pool_start(struct rec_pool **out, size_t max_queued)
+{
+	struct rec_pool *p = calloc(1, sizeof(*p));
+	int err;
+
+	if (!p)
+		return -ENOMEM;
+	p->max_queued = max_queued ? max_queued : (64u << 20);
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->work, NULL);
+	pthread_cond_init(&p->done, NULL);
+	err = -pthread_create(&p->thread, NULL, rec_pool_main, p);
+	if (err) {
+		pthread_cond_destroy(&p->work);
+		pthread_cond_destroy(&p->done);
+		pthread_mutex_destroy(&p->lock);
+		free(p);
+		return err;
+	}
+	*out = p;
+	return 0;
+}
+
+void rec_pool_stop(struct rec_pool *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stop = true;
+	pthread_cond_signal(&p->work);
+	pthread_mutex_unlock(&p->lock);
+	pthread_join(p->thread, NULL); /* the queue is written out before the thread ends */
+	pthread_cond_destroy(&p->work);
+	pthread_cond_destroy(&p->done);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+size_t rec_pool_queued(struct rec_pool *p)
+{
+	size_t n;
+
+	pthread_mutex_lock(&p->lock);
+	n = p->queued;
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
+/* Wait until every part of w handed to the pool is written. */
+static void rec_writer_drain(struct rec_writer *w)
+{
+	if (!w->pool)
+		return;
+	pthread_mutex_lock(&w->pool->lock);
+	while (w->inflight)
+		pthread_cond_wait(&w->pool->done, &w->pool->lock);
+	pthread_mutex_unlock(&w->pool->lock);
+}
+
+int rec_writer_flush(struct rec_writer *w, bool final)
+{
+	struct rec_job j = {0}, *q;
+	struct rec_pool *p = w->pool;
+	int err;
+
+	err = __atomic_load_n(&w->err, __ATOMIC_RELAXED);
+	if (err)
+		return err;
+	if (w->final)
+		return -EINVAL;
+	if (w->events == 0 && !final)
+		return 0;
+	j.w = w;
+	j.buf = w->buf;
+	j.len = w->len;
+	j.events = w->events;
+	j.first_ei = w->first_ei;
+	j.last_ei = w->last_ei;
+	j.final = final;
+	w->final = final;
+	if (!p) {
+		err = rec_commit(w, &j);
+		w->len = 0;
+		w->events = 0;
+		return err;
+	}
+	/* async: the buffer goes with the job; the writer starts a new one */
+	q = malloc(sizeof(*q));
+	if (!q) {
+		w->final = false;
+		return -ENOMEM;
+	}
+	*q = j;
+	w->buf = NULL;
+	w->cap = 0;
+	w->len = 0;
+	w->events = 0;
+	pthread_mutex_lock(&p->lock);
+	/* backpressure: never hold more than max_queued bytes in memory */
+	while (p->queued > 0 && p->queued + q->len > p->max_queued)
+		pthread_cond_wait(&p->done, &p->lock);
+	if (p->tail)
+		p->tail->next = q;
+	else
+		p->head = q;
+	p->tail = q;
+	p->queued += q->len;
+	w->inflight++;
+	pthread_cond_signal(&p->work);
+	pthread_mutex_unlock(&p->lock);
+	return 0;
 }
 
 size_t rec_writer_pending(const struct rec_writer *w)
@@ -480,12 +647,12 @@ size_t rec_writer_pending(const struct rec_writer *w)
 
 uint32_t rec_writer_parts(const struct rec_writer *w)
 {
-	return w->parts;
+	return __atomic_load_n(&w->parts, __ATOMIC_RELAXED);
 }
 
 uint64_t rec_writer_bytes(const struct rec_writer *w)
 {
-	return w->bytes;
+	return __atomic_load_n(&w->bytes, __ATOMIC_RELAXED);
 }
 
 int rec_writer_close(struct rec_writer *w)
@@ -494,9 +661,12 @@ int rec_writer_close(struct rec_writer *w)
 
 	if (!w)
 		return 0;
-	err = w->err;
+	err = __atomic_load_n(&w->err, __ATOMIC_RELAXED);
 	if (!err && !w->final)
 		err = rec_writer_flush(w, true);
+	rec_writer_drain(w);
+	if (!err)
+		err = w->err;
 	fd = w->fd;
 	w->fd = -1;
 	if (fd >= 0 && close(fd) < 0 && !err)
@@ -509,6 +679,7 @@ void rec_writer_abandon(struct rec_writer *w)
 {
 	if (!w)
 		return;
+	rec_writer_drain(w);
 	if (w->fd >= 0)
 		close(w->fd);
 	free(w->buf);

@@ -44,6 +44,18 @@ void rec_chain_seed(const char *sid, uint8_t out[32]);
 /* ------------------------------------------------------------ writer */
 
 struct rec_writer;
+struct rec_pool;
+
+/*
+ * A thread that compresses, writes and fsyncs parts for any number of
+ * writers, in the order they were handed over, so that the caller's thread
+ * (the agent's event loop) never waits for the disk. Appends block only while
+ * more than max_queued raw bytes (0: 64 MiB) are waiting. rec_pool_stop writes
+ * out everything queued first. Writers must be closed before their pool.
+ */
+int rec_pool_start(struct rec_pool **out, size_t max_queued);
+void rec_pool_stop(struct rec_pool *p);
+size_t rec_pool_queued(struct rec_pool *p);
 
 /*
  * Called after every part is written and fsync'd: the complete part bytes
@@ -57,8 +69,9 @@ struct rec_writer_opts {
 	size_t part_size;
 	int compress_level; /* zlib level; 0 = default (6) */
 	bool no_fsync;	    /* tests and benchmarks only */
-	rec_part_cb on_part;
+	rec_part_cb on_part;	/* called on the pool's thread when a pool is used */
 	void *cb_ctx;
+	struct rec_pool *pool;	/* NULL: parts are written by rec_writer_append/flush itself */
 };
 
 /* Create path (O_EXCL) for a new recording of session sid. 0 or -errno. */

@@ -316,12 +316,11 @@ static void test_wrong_types(void **state)
 	    {"data_dir:\n  a: b\n", 2, "expected a string for 'data_dir', got a mapping"},
 	    {"log_level: [info]\n", 1, "expected a string for 'log_level', got a list"},
 	    {"labels: [a, b]\n", 1, "expected a mapping of strings for 'labels', got a list"},
-	    {"labels: env=prod\n", 1,
-	     "expected a mapping of strings for 'labels', got 'env=prod'"},
-	    {"labels:\n  env:\n    x: y\n", 3, "expected a string for 'env' in labels, got a mapping"},
+	    {"labels: env=prod\n", 1, "expected a mapping of strings for 'labels', got 'env=prod'"},
+	    {"labels:\n  env:\n    x: y\n", 3,
+	     "expected a string for 'env' in labels, got a mapping"},
 	    {"labels:\n  env: [a]\n", 2, "expected a string for 'env' in labels, got a list"},
-	    {"enhanced_recording: 5\n", 1,
-	     "expected a mapping for 'enhanced_recording', got '5'"},
+	    {"enhanced_recording: 5\n", 1, "expected a mapping for 'enhanced_recording', got '5'"},
 	    {"enhanced_recording:\n  - enabled\n", 2,
 	     "expected a mapping for 'enhanced_recording', got a list"},
 	};
@@ -381,9 +380,19 @@ static void test_bad_values(void **state)
 	    "..", "../x", "a/../b", "a/..", "/sessrec", "", ".", "./a", "a//b", "a/",
 	};
 	static const char *const bad_listen[] = {
-	    "9464",	  ":9464",	   "host:",	    "host:0",	  "host:65536",
-	    "host:http", "::1:9464",	   "[::1]9464",	    "[]:9464",	  "a b:1",
-	    "[::1:9464", "[[::1]]:9464", "host:99999999999999999999",
+	    "9464",
+	    ":9464",
+	    "host:",
+	    "host:0",
+	    "host:65536",
+	    "host:http",
+	    "::1:9464",
+	    "[::1]9464",
+	    "[]:9464",
+	    "a b:1",
+	    "[::1:9464",
+	    "[[::1]]:9464",
+	    "host:99999999999999999999",
 	};
 	static const char *const good_root[] = {"a", "a/b", "sessrec.slice", "...", "a/.b"};
 	static const char *const good_listen[] = {"", "0.0.0.0:1", "[::]:65535", "metrics.local:9"};
@@ -476,8 +485,7 @@ static void test_yaml_syntax(void **state)
 	     "line 1)"},
 	    {"data_dir: /x\n- item\n", 2,
 	     "invalid YAML: did not find expected key (while parsing a block mapping at line 1)"},
-	    {"node_name: ok\nlog_level: \xff\n", 2,
-	     "invalid YAML: invalid leading UTF-8 octet"},
+	    {"node_name: ok\nlog_level: \xff\n", 2, "invalid YAML: invalid leading UTF-8 octet"},
 	    {"part_size: 8192\n---\npart_size: 8192\n", 2, "only one YAML document is allowed"},
 	    {"labels: &l\n  a: b\nnode_name: *l\n", 3, "YAML aliases are not supported"},
 	    {"node_name: \"a\\0b\"\n", 1, "NUL character in a value"},
@@ -532,9 +540,10 @@ static void test_labels(void **state)
 	key64[63] = 'k';
 	key64[64] = '\0';
 	snprintf(yaml, sizeof(yaml), "labels:\n  ok: 1\n  %s: v\n", key64);
-	tc_load_fail(yaml, 3,
-		     "invalid key 'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk' in "
-		     "labels: must be 1 to 63 characters");
+	tc_load_fail(
+	    yaml, 3,
+	    "invalid key 'kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk' in "
+	    "labels: must be 1 to 63 characters");
 	val256[255] = 'v';
 	val256[256] = '\0';
 	snprintf(yaml, sizeof(yaml), "labels:\n  env: %s\n", val256);
@@ -693,8 +702,8 @@ static void test_huge_file(void **state)
 	agent_config_free(c);
 
 	/* the buffer API has the same cap */
-	assert_int_equal(
-	    conf_parse_buffer(NULL, NULL, "mem.yaml", big, len, err, sizeof(err)), -EFBIG);
+	assert_int_equal(conf_parse_buffer(NULL, NULL, "mem.yaml", big, len, err, sizeof(err)),
+			 -EFBIG);
 	assert_string_equal(err, "mem.yaml: larger than 1048576 bytes");
 	free(big);
 }
@@ -728,6 +737,71 @@ static void test_small_err_buffer(void **state)
 	assert_int_equal(agent_config_load("/nonexistent", &c, err, 1), -ENOENT);
 	assert_string_equal(err, "");
 	assert_null(c);
+}
+
+/*
+ * deploy/agent.yaml shows every key at its default: as shipped (all comments)
+ * and with every "#key: value" line uncommented, it must load as the defaults.
+ */
+static void test_example_file(void **state)
+{
+	static const char *const paths[] = {"deploy/agent.yaml", "../../deploy/agent.yaml"};
+	struct agent_config *c = NULL;
+	char *text = NULL, *out, *o;
+	const char *found = NULL;
+	char err[512];
+	int keys = 0;
+
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]) && !found; i++) {
+		if (access(paths[i], R_OK) == 0)
+			found = paths[i];
+	}
+	if (!found)
+		skip();
+	assert_int_equal(agent_config_load(found, &c, err, sizeof(err)), 0);
+	tc_expect_defaults(c);
+	agent_config_free(c);
+
+	{
+		FILE *f = fopen(found, "r");
+		long n;
+
+		assert_non_null(f);
+		assert_int_equal(fseek(f, 0, SEEK_END), 0);
+		n = ftell(f);
+		assert_true(n > 0 && n < 65536);
+		assert_int_equal(fseek(f, 0, SEEK_SET), 0);
+		text = calloc(1, (size_t)n + 1);
+		assert_non_null(text);
+		assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
+		assert_int_equal(fclose(f), 0);
+	}
+	out = calloc(1, strlen(text) + 1);
+	assert_non_null(out);
+	o = out;
+	for (const char *p = text; *p;) {
+		const char *eol = strchr(p, '\n');
+		size_t len = eol ? (size_t)(eol - p) + 1 : strlen(p);
+		size_t ind = strspn(p, " ");
+
+		if (p[ind] == '#' && p[ind + 1] >= 'a' && p[ind + 1] <= 'z') {
+			memcpy(o, p, ind);
+			memcpy(o + ind, p + ind + 1, len - ind - 1);
+			o += len - 1;
+			keys++;
+		} else {
+			memcpy(o, p, len);
+			o += len;
+		}
+		p += len;
+	}
+	/* every key but node_name, whose default (the host name) cannot be written down */
+	assert_int_equal(keys, 17);
+	c = tc_load_ok(out);
+	tc_expect_defaults(c);
+	agent_config_free(c);
+	free(out);
+	free(text);
 }
 
 /* ------------------------------------------------------------ conf.h directly */
@@ -851,12 +925,10 @@ static void test_conf_generic(void **state)
 	assert_int_equal(tc_gen_parse("items: [/a, b]\n", &g, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "gen.yaml:1: invalid item in 'items': must be an absolute path");
 	conf_free(tc_gen_keys, &g);
-	assert_int_equal(tc_gen_parse("items:\n  - /a\n  - [x]\n", &g, err, sizeof(err)),
-			 -EINVAL);
+	assert_int_equal(tc_gen_parse("items:\n  - /a\n  - [x]\n", &g, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "gen.yaml:3: expected a string in 'items', got a list");
 	conf_free(tc_gen_keys, &g);
-	assert_int_equal(tc_gen_parse("items: [/a, /b, /c, /d]\n", &g, err, sizeof(err)),
-			 -EINVAL);
+	assert_int_equal(tc_gen_parse("items: [/a, /b, /c, /d]\n", &g, err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "gen.yaml:1: too many entries in 'items' (at most 3)");
 	conf_free(tc_gen_keys, &g);
 	assert_int_equal(tc_gen_parse("items: /a\n", &g, err, sizeof(err)), -EINVAL);
@@ -887,8 +959,8 @@ static void test_conf_depth(void **state)
 		off += (size_t)snprintf(yaml + off, sizeof(yaml) - off, "%*sd:\n", 2 * i, "");
 	assert_int_equal(
 	    conf_parse_buffer(tc_gen_loop, &dummy, "loop.yaml", yaml, off, err, sizeof(err)), 0);
-	off += (size_t)snprintf(yaml + off, sizeof(yaml) - off, "%*sd: ~\n", 2 * CONF_MAX_DEPTH,
-				"");
+	off +=
+	    (size_t)snprintf(yaml + off, sizeof(yaml) - off, "%*sd: ~\n", 2 * CONF_MAX_DEPTH, "");
 	assert_int_equal(
 	    conf_parse_buffer(tc_gen_loop, &dummy, "loop.yaml", yaml, off, err, sizeof(err)),
 	    -EINVAL);
@@ -963,27 +1035,17 @@ static void test_mutations(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_defaults),
-	    cmocka_unit_test(test_empty_file),
-	    cmocka_unit_test(test_full_file),
-	    cmocka_unit_test(test_partial_file),
-	    cmocka_unit_test(test_scalar_forms),
-	    cmocka_unit_test(test_unknown_keys),
-	    cmocka_unit_test(test_wrong_types),
-	    cmocka_unit_test(test_out_of_range),
-	    cmocka_unit_test(test_bad_values),
-	    cmocka_unit_test(test_duplicates),
-	    cmocka_unit_test(test_yaml_syntax),
-	    cmocka_unit_test(test_top_level),
-	    cmocka_unit_test(test_labels),
-	    cmocka_unit_test(test_too_many_labels),
-	    cmocka_unit_test(test_dump_round_trip),
-	    cmocka_unit_test(test_huge_file),
-	    cmocka_unit_test(test_unreadable),
-	    cmocka_unit_test(test_small_err_buffer),
-	    cmocka_unit_test(test_conf_generic),
-	    cmocka_unit_test(test_conf_depth),
-	    cmocka_unit_test(test_mutations),
+	    cmocka_unit_test(test_defaults),	    cmocka_unit_test(test_empty_file),
+	    cmocka_unit_test(test_full_file),	    cmocka_unit_test(test_partial_file),
+	    cmocka_unit_test(test_scalar_forms),    cmocka_unit_test(test_unknown_keys),
+	    cmocka_unit_test(test_wrong_types),	    cmocka_unit_test(test_out_of_range),
+	    cmocka_unit_test(test_bad_values),	    cmocka_unit_test(test_duplicates),
+	    cmocka_unit_test(test_yaml_syntax),	    cmocka_unit_test(test_top_level),
+	    cmocka_unit_test(test_labels),	    cmocka_unit_test(test_too_many_labels),
+	    cmocka_unit_test(test_dump_round_trip), cmocka_unit_test(test_huge_file),
+	    cmocka_unit_test(test_unreadable),	    cmocka_unit_test(test_small_err_buffer),
+	    cmocka_unit_test(test_example_file),    cmocka_unit_test(test_conf_generic),
+	    cmocka_unit_test(test_conf_depth),	    cmocka_unit_test(test_mutations),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

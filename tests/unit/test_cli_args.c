@@ -52,14 +52,14 @@ static void test_labels_bad(void **state)
 		int err;
 		const char *why;
 	} cases[] = {
-		{"novalue", -EINVAL, "expected KEY=VALUE"},
-		{"", -EINVAL, "expected KEY=VALUE"},
-		{"=v", -EINVAL, "the key is empty"},
-		{"a b=c", -EINVAL, "a key may only hold letters, digits and . _ - / :"},
-		{"é=c", -EINVAL, "a key may only hold letters, digits and . _ - / :"},
-		{"a=line\nbreak", -EINVAL, "the value holds a control character"},
-		{"a=\033[31m", -EINVAL, "the value holds a control character"},
-		{"a=\x7f", -EINVAL, "the value holds a control character"},
+	    {"novalue", -EINVAL, "expected KEY=VALUE"},
+	    {"", -EINVAL, "expected KEY=VALUE"},
+	    {"=v", -EINVAL, "the key is empty"},
+	    {"a b=c", -EINVAL, "a key may only hold letters, digits and . _ - / :"},
+	    {"é=c", -EINVAL, "a key may only hold letters, digits and . _ - / :"},
+	    {"a=line\nbreak", -EINVAL, "the value holds a control character"},
+	    {"a=\033[31m", -EINVAL, "the value holds a control character"},
+	    {"a=\x7f", -EINVAL, "the value holds a control character"},
 	};
 	struct cli_labels l = {0};
 	char key[CLI_LABEL_KEY_MAX + 8], val[CLI_LABEL_VALUE_MAX + 8];
