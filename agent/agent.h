@@ -103,19 +103,19 @@ struct agent_session {
 	char sid[40];
 	uint64_t cgid;
 	char cgroup_dir[PATH_MAX];
-	int events_fd;	/* cgroup.events, for "populated 0" */
-	int client_fd;	/* the launcher's connection, -1 once gone */
+	int events_fd; /* cgroup.events, for "populated 0" */
+	int client_fd; /* the launcher's connection, -1 once gone */
 	struct rec_writer *w;
 	uint64_t next_ei;
 	uint64_t next_ci;
 	uint64_t out_offset;
-	int64_t start_ns;	/* UTC */
-	uint64_t start_mono;	/* CLOCK_MONOTONIC, as the BPF timestamps */
+	int64_t start_ns;    /* UTC */
+	uint64_t start_mono; /* CLOCK_MONOTONIC, as the BPF timestamps */
 	int64_t last_ns;
 	int64_t last_flush_ns;
 	int exit_code;
 	bool closing;		/* the launcher sent Close */
-	int64_t empty_since_ns;	/* when the cgroup was first seen empty, 0 while populated */
+	int64_t empty_since_ns; /* when the cgroup was first seen empty, 0 while populated */
 	struct agent_lost lost_seen;
 	/* metadata */
 	char *user, *login, *kind, *tty, *remote_addr;
@@ -151,7 +151,7 @@ struct agent {
 	struct agent_session **sessions;
 	size_t n_sessions, cap_sessions;
 	uint64_t seq;
-	gid_t socket_gid;	/* socket_group, or (gid_t)-1 */
+	gid_t socket_gid; /* socket_group, or (gid_t)-1 */
 	bool stopping;
 	bool reload;
 };

@@ -45,28 +45,28 @@ struct bpf_prog_path {
 };
 
 static const struct bpf_prog_path bpf_prog_paths[] = {
-	{"sessrec_execve_enter", AGENT_BPF_TRACEPOINT},
-	{"sessrec_execveat_enter", AGENT_BPF_TRACEPOINT},
-	{"sessrec_exec_done", AGENT_BPF_TRACEPOINT},
-	{"sessrec_execve_exit", AGENT_BPF_TRACEPOINT},
-	{"sessrec_execveat_exit", AGENT_BPF_TRACEPOINT},
-	{"sessrec_openat_enter", AGENT_BPF_TRACEPOINT},
-	{"sessrec_open_enter", AGENT_BPF_TRACEPOINT},
-	{"sessrec_creat_enter", AGENT_BPF_TRACEPOINT},
-	{"sessrec_openat2_enter", AGENT_BPF_TRACEPOINT},
-	{"sessrec_openat_exit", AGENT_BPF_TRACEPOINT},
-	{"sessrec_open_exit", AGENT_BPF_TRACEPOINT},
-	{"sessrec_creat_exit", AGENT_BPF_TRACEPOINT},
-	{"sessrec_openat2_exit", AGENT_BPF_TRACEPOINT},
-	{"sessrec_connect_enter", AGENT_BPF_TRACEPOINT},
-	{"sessrec_connect_exit", AGENT_BPF_TRACEPOINT},
-	{"sessrec_write_enter", AGENT_BPF_TRACEPOINT},
-	{"sessrec_write_exit", AGENT_BPF_TRACEPOINT},
+    {"sessrec_execve_enter", AGENT_BPF_TRACEPOINT},
+    {"sessrec_execveat_enter", AGENT_BPF_TRACEPOINT},
+    {"sessrec_exec_done", AGENT_BPF_TRACEPOINT},
+    {"sessrec_execve_exit", AGENT_BPF_TRACEPOINT},
+    {"sessrec_execveat_exit", AGENT_BPF_TRACEPOINT},
+    {"sessrec_openat_enter", AGENT_BPF_TRACEPOINT},
+    {"sessrec_open_enter", AGENT_BPF_TRACEPOINT},
+    {"sessrec_creat_enter", AGENT_BPF_TRACEPOINT},
+    {"sessrec_openat2_enter", AGENT_BPF_TRACEPOINT},
+    {"sessrec_openat_exit", AGENT_BPF_TRACEPOINT},
+    {"sessrec_open_exit", AGENT_BPF_TRACEPOINT},
+    {"sessrec_creat_exit", AGENT_BPF_TRACEPOINT},
+    {"sessrec_openat2_exit", AGENT_BPF_TRACEPOINT},
+    {"sessrec_connect_enter", AGENT_BPF_TRACEPOINT},
+    {"sessrec_connect_exit", AGENT_BPF_TRACEPOINT},
+    {"sessrec_write_enter", AGENT_BPF_TRACEPOINT},
+    {"sessrec_write_exit", AGENT_BPF_TRACEPOINT},
 };
 
 static int bpf_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
-	enum log_level l = level == LIBBPF_WARN	   ? LOG_LVL_WARN
+	enum log_level l = level == LIBBPF_WARN	  ? LOG_LVL_WARN
 			   : level == LIBBPF_INFO ? LOG_LVL_DEBUG
 						  : LOG_LVL_DEBUG;
 	char *buf = NULL;
@@ -370,8 +370,8 @@ int agent_bpf_session_lost(struct agent_bpf *b, uint64_t cgid, struct agent_lost
 {
 	struct sessrec_session v;
 
-	if (bpf_map__lookup_elem(b->skel->maps.sessrec_sessions, &cgid, sizeof(cgid), &v,
-				 sizeof(v), 0))
+	if (bpf_map__lookup_elem(b->skel->maps.sessrec_sessions, &cgid, sizeof(cgid), &v, sizeof(v),
+				 0))
 		return -errno;
 	memcpy(out->events, v.lost_events, sizeof(out->events));
 	out->tty_bytes = v.lost_tty_bytes;
@@ -418,8 +418,8 @@ void agent_bpf_ring_fill(struct agent_bpf *b, uint64_t used[SESSREC_CLASS_MAX],
 		size[cls] = b->ring_size[cls];
 		if (p) {
 			cons = __atomic_load_n((const uint64_t *)p, __ATOMIC_ACQUIRE);
-			prod = __atomic_load_n((const uint64_t *)(p + b->page_size),
-					       __ATOMIC_ACQUIRE);
+			prod =
+			    __atomic_load_n((const uint64_t *)(p + b->page_size), __ATOMIC_ACQUIRE);
 		}
 		used[cls] = prod >= cons ? prod - cons : 0;
 	}

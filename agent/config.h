@@ -13,25 +13,25 @@ struct agent_label {
 };
 
 struct agent_config {
-	char *node_name;	/* default: the host name */
-	char *data_dir;		/* default: /var/lib/sessrec */
-	char *audit_log;	/* default: /var/log/sessrec/audit.log */
-	char *socket;		/* default: /run/sessrec/agent.sock */
-	char *socket_group;	/* group (besides root) allowed to open sessions; default none */
-	char *metrics_listen;	/* host:port; default 127.0.0.1:9464; "" disables */
-	char *log_level;	/* error, warn, info (default), debug */
+	char *node_name;      /* default: the host name */
+	char *data_dir;	      /* default: /var/lib/sessrec */
+	char *audit_log;      /* default: /var/log/sessrec/audit.log */
+	char *socket;	      /* default: /run/sessrec/agent.sock */
+	char *socket_group;   /* group (besides root) allowed to open sessions; default none */
+	char *metrics_listen; /* host:port; default 127.0.0.1:9464; "" disables */
+	char *log_level;      /* error, warn, info (default), debug */
 	struct agent_label *labels; /* node labels */
 	size_t n_labels;
 	uint32_t part_size;	/* recording part size in bytes; default 1 MiB */
 	uint32_t part_interval; /* flush a part at least every N seconds; default 5 */
 	struct {
-		bool enabled;			/* default true */
-		uint32_t command_buffer_size;	/* pages, power of two; default 8 */
-		uint32_t disk_buffer_size;	/* default 128 */
-		uint32_t network_buffer_size;	/* default 8 */
-		uint32_t terminal_buffer_size;	/* default 1024 */
-		char *cgroup_path;		/* default /cgroup2 */
-		char *root_path;		/* default sessrec */
+		bool enabled;		       /* default true */
+		uint32_t command_buffer_size;  /* pages, power of two; default 8 */
+		uint32_t disk_buffer_size;     /* default 128 */
+		uint32_t network_buffer_size;  /* default 8 */
+		uint32_t terminal_buffer_size; /* default 1024 */
+		char *cgroup_path;	       /* default /cgroup2 */
+		char *root_path;	       /* default sessrec */
 	} er;
 };
 

@@ -21,12 +21,12 @@
 static void events_audit(struct agent *a, struct agent_session *s, const Sessrec__Event *ev)
 {
 	struct audit_ctx ctx = {
-		.sid = s->sid,
-		.server_id = a->server_id,
-		.server_hostname = a->hostname,
-		.login = s->login,
-		.user = s->user,
-		.session_start_ns = s->start_ns,
+	    .sid = s->sid,
+	    .server_id = a->server_id,
+	    .server_hostname = a->hostname,
+	    .login = s->login,
+	    .user = s->user,
+	    .session_start_ns = s->start_ns,
 	};
 	char *line = NULL;
 	int err;
@@ -180,7 +180,8 @@ static int events_open(struct agent *a, struct agent_session *s, const struct se
 {
 	Sessrec__Event ev = SESSREC__EVENT__INIT;
 	Sessrec__Disk d = SESSREC__DISK__INIT;
-	char comm[SESSREC_COMM_LEN + 1], raw[SESSREC_PATH_MAX + 1], path[PATH_MAX + SESSREC_PATH_MAX];
+	char comm[SESSREC_COMM_LEN + 1], raw[SESSREC_PATH_MAX + 1],
+	    path[PATH_MAX + SESSREC_PATH_MAX];
 	size_t n = e->path_len;
 
 	if (sizeof(*e) + n > size || n > SESSREC_PATH_MAX)
@@ -204,8 +205,8 @@ static int events_open(struct agent *a, struct agent_session *s, const struct se
 	return agent_event_write(a, s, &ev);
 }
 
-static int events_connect(struct agent *a, struct agent_session *s,
-			  const struct sessrec_connect *e, size_t size)
+static int events_connect(struct agent *a, struct agent_session *s, const struct sessrec_connect *e,
+			  size_t size)
 {
 	Sessrec__Event ev = SESSREC__EVENT__INIT;
 	Sessrec__Network n = SESSREC__NETWORK__INIT;
@@ -215,7 +216,8 @@ static int events_connect(struct agent *a, struct agent_session *s,
 	if (size < sizeof(*e))
 		return -EBADMSG;
 	af = e->family == 10 ? AF_INET6 : AF_INET;
-	if (!inet_ntop(af, e->saddr, src, sizeof(src)) || !inet_ntop(af, e->daddr, dst, sizeof(dst)))
+	if (!inet_ntop(af, e->saddr, src, sizeof(src)) ||
+	    !inet_ntop(af, e->daddr, dst, sizeof(dst)))
 		return -EBADMSG;
 	n.pid = e->hdr.pid;
 	n.uid = e->hdr.uid;

@@ -24,8 +24,8 @@
 #include "util.h"
 
 #define AGENT_DEFAULT_CONFIG "/etc/sessrec/agent.yaml"
-#define AGENT_PIN_DIR "/sys/fs/bpf/sessrec"
-#define AGENT_TICK_MS 200
+#define AGENT_PIN_DIR	     "/sys/fs/bpf/sessrec"
+#define AGENT_TICK_MS	     200
 /* BPF pins and the cgroup root are node-wide: one agent per node, whatever its socket. */
 #define AGENT_LOCK "/run/sessrec-agent.lock"
 
@@ -346,8 +346,8 @@ static void agent_finish_ended(struct agent *a, bool all, const char *reason)
 static int agent_setup_fds(struct agent *a)
 {
 	struct itimerspec its = {
-		.it_interval = {.tv_nsec = AGENT_TICK_MS * 1000000L},
-		.it_value = {.tv_nsec = AGENT_TICK_MS * 1000000L},
+	    .it_interval = {.tv_nsec = AGENT_TICK_MS * 1000000L},
+	    .it_value = {.tv_nsec = AGENT_TICK_MS * 1000000L},
 	};
 	struct epoll_event ev = {0};
 	sigset_t mask;
@@ -443,12 +443,9 @@ static void agent_loop(struct agent *a)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"check-config", no_argument, NULL, 'k'},
-		{"log-level", required_argument, NULL, 'l'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},	 {"check-config", no_argument, NULL, 'k'},
+	    {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},	 {NULL, 0, NULL, 0},
 	};
 	struct agent a = {.epfd = -1, .listen_fd = -1, .sig_fd = -1, .timer_fd = -1};
 	struct agent_bpf_opts bo = {0};

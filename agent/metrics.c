@@ -110,8 +110,7 @@ static enum MHD_Result metrics_handler(void *cls, struct MHD_Connection *conn, c
 		free(body);
 		return MHD_NO;
 	}
-	MHD_add_response_header(resp, "Content-Type",
-				"text/plain; version=0.0.4; charset=utf-8");
+	MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
 	ret = MHD_queue_response(conn, status, resp);
 	MHD_destroy_response(resp);
 	return ret;

@@ -424,13 +424,13 @@ static void session_check_lost(struct agent *a, struct agent_session *s)
 			continue;
 		if (c == SESSREC_CLASS_TERMINAL) {
 			bytes = now.tty_bytes > s->lost_seen.tty_bytes
-					? now.tty_bytes - s->lost_seen.tty_bytes
-					: 0;
+				    ? now.tty_bytes - s->lost_seen.tty_bytes
+				    : 0;
 			s->lost_seen.tty_bytes += bytes;
 			s->out_offset += bytes;
 		}
-		agent_event_lost(a, s, session_class_names[c], now.events[c] - s->lost_seen.events[c],
-				 bytes);
+		agent_event_lost(a, s, session_class_names[c],
+				 now.events[c] - s->lost_seen.events[c], bytes);
 		s->lost_seen.events[c] = now.events[c];
 	}
 }

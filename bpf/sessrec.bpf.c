@@ -79,8 +79,8 @@ int sessrec_exec_done(struct trace_event_raw_sched_process_exec *ctx)
 		args_len = SESSREC_ARGS_SIZE;
 		e->flags |= SESSREC_EXEC_F_ARGS_TRUNC;
 	}
-	if (args_len && bpf_probe_read_user(e->data, args_len & (SESSREC_ARGS_SIZE * 2 - 1),
-					    (void *)arg_start))
+	if (args_len &&
+	    bpf_probe_read_user(e->data, args_len & (SESSREC_ARGS_SIZE * 2 - 1), (void *)arg_start))
 		args_len = 0;
 	/* argv strings are NUL-terminated; a cut one gets its NUL here. */
 	if (args_len && (e->flags & SESSREC_EXEC_F_ARGS_TRUNC))
@@ -89,7 +89,8 @@ int sessrec_exec_done(struct trace_event_raw_sched_process_exec *ctx)
 
 	fname_off = ctx->__data_loc_filename & 0xFFFF;
 	path_off = args_len & (SESSREC_ARGS_SIZE * 2 - 1);
-	n = bpf_probe_read_kernel_str(&e->data[path_off], SESSREC_PATH_MAX, (void *)ctx + fname_off);
+	n = bpf_probe_read_kernel_str(&e->data[path_off], SESSREC_PATH_MAX,
+				      (void *)ctx + fname_off);
 	e->path_len = n > 0 ? n : 0;
 
 	emit(&sessrec_cmd_rb, e, sizeof(*e) + args_len + e->path_len, SESSREC_CLASS_COMMAND, cgid);
@@ -187,8 +188,7 @@ int sessrec_openat_enter(struct trace_event_raw_sys_enter *ctx)
 SEC("tracepoint/syscalls/sys_enter_open")
 int sessrec_open_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return open_enter(SESSREC_AT_FDCWD, (const char *)ctx->args[0], ctx->args[1],
-			  ctx->args[2]);
+	return open_enter(SESSREC_AT_FDCWD, (const char *)ctx->args[0], ctx->args[1], ctx->args[2]);
 }
 
 SEC("tracepoint/syscalls/sys_enter_creat")
@@ -240,8 +240,8 @@ static __always_inline int open_exit(long ret)
 			n = 0;
 	}
 	e->path_len = n;
-	emit(&sessrec_disk_rb, e, sizeof(*e) + (n & (SESSREC_PATH_MAX * 2 - 1)),
-	     SESSREC_CLASS_DISK, cgid);
+	emit(&sessrec_disk_rb, e, sizeof(*e) + (n & (SESSREC_PATH_MAX * 2 - 1)), SESSREC_CLASS_DISK,
+	     cgid);
 out:
 	stash_del();
 	return 0;

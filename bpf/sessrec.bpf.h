@@ -3,19 +3,19 @@
 #ifndef SESSREC_BPF_BPF_H
 #define SESSREC_BPF_BPF_H
 
-#define SESSREC_AT_FDCWD -100
-#define SESSREC_O_WRONLY 01
-#define SESSREC_O_CREAT 0100
-#define SESSREC_O_TRUNC 01000
-#define SESSREC_AF_INET 2
-#define SESSREC_AF_INET6 10
-#define SESSREC_S_IFMT 00170000
-#define SESSREC_S_IFSOCK 0140000
-#define SESSREC_S_IFCHR 0020000
+#define SESSREC_AT_FDCWD	      -100
+#define SESSREC_O_WRONLY	      01
+#define SESSREC_O_CREAT		      0100
+#define SESSREC_O_TRUNC		      01000
+#define SESSREC_AF_INET		      2
+#define SESSREC_AF_INET6	      10
+#define SESSREC_S_IFMT		      00170000
+#define SESSREC_S_IFSOCK	      0140000
+#define SESSREC_S_IFCHR		      0020000
 #define SESSREC_PTY_SLAVE_MAJOR_FIRST 136 /* UNIX98_PTY_SLAVE_MAJOR */
-#define SESSREC_PTY_SLAVE_MAJOR_LAST 143  /* ... + UNIX98_PTY_MAJOR_COUNT - 1 */
-#define SESSREC_SCRATCH_SIZE 32768
-#define SESSREC_PATH_DEPTH 48 /* path components resolved, at most */
+#define SESSREC_PTY_SLAVE_MAJOR_LAST  143 /* ... + UNIX98_PTY_MAJOR_COUNT - 1 */
+#define SESSREC_SCRATCH_SIZE	      32768
+#define SESSREC_PATH_DEPTH	      48 /* path components resolved, at most */
 
 /* Syscall arguments kept from sys_enter until sys_exit of the same thread. */
 struct sessrec_stash {

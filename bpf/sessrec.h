@@ -15,9 +15,9 @@
 #define SESSREC_PATH_MAX 4096
 
 /* exec: argv is copied as NUL-separated strings into a bounded area. */
-#define SESSREC_ARGS_MAX 128	/* argv entries read one by one when exec failed */
+#define SESSREC_ARGS_MAX  128	/* argv entries read one by one when exec failed */
 #define SESSREC_ARGS_SIZE 16384 /* at most this many bytes of argv (a power of two) */
-#define SESSREC_ARG_MAX 4096	/* one argument read from user memory, when exec failed */
+#define SESSREC_ARG_MAX	  4096	/* one argument read from user memory, when exec failed */
 
 /* terminal output: one write() is split into chunks of at most this size. */
 #define SESSREC_TTY_CHUNK 8192
@@ -40,14 +40,14 @@ enum sessrec_type {
 };
 
 struct sessrec_hdr {
-	__u32 type;	  /* enum sessrec_type */
-	__u32 pid;	  /* tgid */
+	__u32 type; /* enum sessrec_type */
+	__u32 pid;  /* tgid */
 	__u32 tid;
-	__u32 ppid;	  /* real parent's tgid */
+	__u32 ppid; /* real parent's tgid */
 	__u32 uid;
 	__u32 gid;
-	__u64 ts_ns;	  /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
-	__u64 cgroup_id;  /* the session cgroup (ancestor at the session level) */
+	__u64 ts_ns;	   /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	__u64 cgroup_id;   /* the session cgroup (ancestor at the session level) */
 	__u64 task_cgroup; /* the task's own cgroup, may be a descendant */
 	char comm[SESSREC_COMM_LEN];
 };
@@ -59,16 +59,16 @@ struct sessrec_exec {
 	struct sessrec_hdr hdr;
 	__s32 retval;
 	__u32 flags;
-	__u32 argc;	    /* entries present in args[] */
-	__u16 args_len;	    /* bytes of argv at data[0]: argv0 \0 argv1 \0 ... */
-	__u16 path_len;	    /* bytes of the path after argv, with its NUL */
-	__u8 data[];	    /* argv0 \0 argv1 \0 ... path \0 */
+	__u32 argc;	/* entries present in args[] */
+	__u16 args_len; /* bytes of argv at data[0]: argv0 \0 argv1 \0 ... */
+	__u16 path_len; /* bytes of the path after argv, with its NUL */
+	__u8 data[];	/* argv0 \0 argv1 \0 ... path \0 */
 };
 
 struct sessrec_open {
 	struct sessrec_hdr hdr;
 	__s32 retval;
-	__s32 flags;	/* open(2) flags */
+	__s32 flags; /* open(2) flags */
 	__u32 mode;
 	__s32 dfd;	/* the dirfd given to openat, or -100 (AT_FDCWD) */
 	__u16 path_len; /* bytes of path at data[0], with its NUL */

@@ -20,7 +20,7 @@ struct audit_ctx {
 };
 
 /* Our own event names and codes, beyond Teleport's (listed in docs/audit-events.md). */
-#define AUDIT_EV_LOST "session.lost"
+#define AUDIT_EV_LOST	"session.lost"
 #define AUDIT_CODE_LOST "SR4010W"
 
 /*

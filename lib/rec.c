@@ -249,10 +249,10 @@ struct rec_job {
 struct rec_pool {
 	pthread_t thread;
 	pthread_mutex_t lock;
-	pthread_cond_t work;  /* a job was queued, or stop */
-	pthread_cond_t done;  /* a job finished, or room in the queue */
+	pthread_cond_t work; /* a job was queued, or stop */
+	pthread_cond_t done; /* a job finished, or room in the queue */
 	struct rec_job *head, *tail;
-	size_t queued;	      /* raw bytes queued */
+	size_t queued; /* raw bytes queued */
 	size_t max_queued;
 	bool stop;
 };
@@ -379,7 +379,7 @@ int rec_writer_append(struct rec_writer *w, const Sessrec__Event *ev)
  * the speed of text for almost no gain; Huffman coding alone keeps most of
  * the gain at text speed. A fast trial on the first bytes of the part decides.
  */
-#define REC_SAMPLE 65536
+#define REC_SAMPLE	65536
 #define REC_SAMPLE_POOR 60 /* percent: a sample that stays above this has no repeats */
 
 static int rec_strategy(const uint8_t *raw, size_t len)
@@ -395,7 +395,7 @@ static int rec_strategy(const uint8_t *raw, size_t len)
 	zs.avail_in = (uInt)n;
 	zs.next_out = out;
 	zs.avail_out = (uInt)(n * REC_SAMPLE_POOR / 100 < sizeof(out) ? n * REC_SAMPLE_POOR / 100
-								       : sizeof(out));
+								      : sizeof(out));
 	zerr = deflate(&zs, Z_FINISH);
 	/* output space ran out before the end: the sample compressed poorly */
 	if (zerr != Z_STREAM_END)

@@ -67,11 +67,11 @@ typedef int (*rec_part_cb)(void *ctx, uint32_t index, const uint8_t *part, size_
 struct rec_writer_opts {
 	/* Flush when this many raw bytes are pending; 0 = REC_PART_DEFAULT; at most 32 MiB. */
 	size_t part_size;
-	int compress_level; /* zlib level; 0 = default (6) */
-	bool no_fsync;	    /* tests and benchmarks only */
-	rec_part_cb on_part;	/* called on the pool's thread when a pool is used */
+	int compress_level;  /* zlib level; 0 = default (6) */
+	bool no_fsync;	     /* tests and benchmarks only */
+	rec_part_cb on_part; /* called on the pool's thread when a pool is used */
 	void *cb_ctx;
-	struct rec_pool *pool;	/* NULL: parts are written by rec_writer_append/flush itself */
+	struct rec_pool *pool; /* NULL: parts are written by rec_writer_append/flush itself */
 };
 
 /* Create path (O_EXCL) for a new recording of session sid. 0 or -errno. */
