@@ -161,6 +161,28 @@ $(BUILD)/bench/%: bench/%.c $(LIBAGENT) $(LIBSESSREC) $(GEN_HDRS)
 
 -include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
 
+# ---------------------------------------------------------------- fuzzing
+# libFuzzer targets for every parser of outside input; `make fuzz` runs each
+# for FUZZ_SECONDS (new inputs go to build/fuzz/corpus, seeds stay in tests/fuzz/corpus).
+FUZZ_SECONDS ?= 15
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES))
+FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=all -I$(BUILD)/gen -Ilib -Ibpf -Iagent $(PKG_CFLAGS)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) agent/config.c $(PROTO_C) $(PROTO_H)
+	$(call msg,FUZZ-CC,$@)
+	$(Q)mkdir -p $(dir $@) && $(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) agent/config.c \
+		$(PROTO_C) $(LDLIBS)
+
+fuzz: $(FUZZ_BINS)
+	@for n in $(FUZZ_NAMES); do \
+		echo "  FUZZ      $$n ($(FUZZ_SECONDS) s)"; mkdir -p $(BUILD)/fuzz/corpus/$$n; \
+		$(BUILD)/fuzz/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=1024 \
+			-print_final_stats=0 $(BUILD)/fuzz/corpus/$$n tests/fuzz/corpus/$$n \
+			> $(BUILD)/fuzz/$$n.log 2>&1 || { tail -40 $(BUILD)/fuzz/$$n.log; exit 1; }; \
+		grep -E '^#[0-9]+ *DONE' $(BUILD)/fuzz/$$n.log | sed 's/^/            /'; \
+	done
+
 # ---------------------------------------------------------------- tests
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do \
@@ -175,6 +197,7 @@ e2e: all
 check: all
 	$(Q)$(MAKE) --no-print-directory unit
 	$(Q)$(MAKE) --no-print-directory unit-asan
+	$(Q)$(MAKE) --no-print-directory fuzz
 	$(Q)$(MAKE) --no-print-directory e2e
 	$(Q)$(MAKE) --no-print-directory format-check
 
