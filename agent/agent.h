@@ -125,12 +125,14 @@ struct agent_session {
 	/* raw events of the current drain cycle, ordered by time before use */
 	struct agent_pending *pending;
 	size_t n_pending, cap_pending;
+	uint8_t *arena; /* the raw records of the cycle, back to back */
+	size_t arena_len, arena_cap;
 };
 
 struct agent_pending {
 	uint64_t ts;
 	uint64_t seq;
-	void *data;
+	size_t off; /* in the session's arena */
 	size_t size;
 };
 
@@ -148,6 +150,8 @@ struct agent {
 	char hostname[256];
 	int64_t mono_to_real; /* add to a CLOCK_MONOTONIC time to get UTC */
 	FILE *audit;
+	char *line; /* the audit line being formatted, reused */
+	size_t line_cap;
 	struct agent_session **sessions;
 	size_t n_sessions, cap_sessions;
 	uint64_t seq;

@@ -28,22 +28,22 @@ static void events_audit(struct agent *a, struct agent_session *s, const Sessrec
 	    .user = s->user,
 	    .session_start_ns = s->start_ns,
 	};
-	char *line = NULL;
+	size_t len;
 	int err;
 
-	err = audit_format(ev, &ctx, &line);
-	if (err == -ENOENT || !a->audit)
-		return;
+	if (!a->audit || ev->body_case == SESSREC__EVENT__BODY_PRINT)
+		return; /* terminal data never goes to the audit log */
+	err = audit_format_buf(ev, &ctx, &a->line, &a->line_cap, &len);
 	if (err) {
 		log_warn("session %s: cannot format audit event %lu: %s", s->sid,
 			 (unsigned long)ev->ei, strerror(-err));
 		return;
 	}
-	if (fputs(line, a->audit) < 0 || fputc('\n', a->audit) < 0)
+	a->line[len] = '\n'; /* the buffer always has room for the NUL */
+	if (fwrite(a->line, 1, len + 1, a->audit) != len + 1)
 		log_warn("audit log: write failed: %s", strerror(errno));
 	else
-		METRIC_ADD(a->metrics.audit_bytes, strlen(line) + 1);
-	free(line);
+		METRIC_ADD(a->metrics.audit_bytes, len + 1);
 }
 
 int agent_event_write(struct agent *a, struct agent_session *s, Sessrec__Event *ev)

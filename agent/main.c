@@ -216,7 +216,7 @@ static int agent_open_audit(struct agent *a)
 		log_error("cannot open the audit log %s: %s", a->cfg->audit_log, strerror(errno));
 		return err;
 	}
-	setvbuf(f, NULL, _IOFBF, 1 << 16);
+	setvbuf(f, NULL, _IOFBF, 1 << 20);
 	if (a->audit)
 		fclose(a->audit);
 	a->audit = f;
@@ -586,6 +586,7 @@ out:
 	if (a.audit)
 		fclose(a.audit);
 	free(a.sessions);
+	free(a.line);
 	if (a.epfd >= 0)
 		close(a.epfd);
 	if (a.sig_fd >= 0)

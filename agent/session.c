@@ -26,9 +26,8 @@ static void session_free(struct agent_session *s)
 {
 	if (!s)
 		return;
-	for (size_t i = 0; i < s->n_pending; i++)
-		free(s->pending[i].data);
 	free(s->pending);
+	free(s->arena);
 	for (size_t i = 0; i < s->n_command; i++)
 		free(s->command[i]);
 	free(s->command);
@@ -363,14 +362,25 @@ void agent_session_queue(struct agent *a, const void *data, size_t size)
 		s->pending = n;
 		s->cap_pending = cap;
 	}
-	p = &s->pending[s->n_pending];
-	p->data = malloc(size);
-	if (!p->data) {
-		log_error("session %s: out of memory, event dropped", s->sid);
-		return;
+	if (s->arena_len + size > s->arena_cap) {
+		size_t cap = s->arena_cap ? s->arena_cap : 16384;
+		uint8_t *n;
+
+		while (cap < s->arena_len + size)
+			cap *= 2;
+		n = realloc(s->arena, cap);
+		if (!n) {
+			log_error("session %s: out of memory, event dropped", s->sid);
+			return;
+		}
+		s->arena = n;
+		s->arena_cap = cap;
 	}
-	memcpy(p->data, data, size);
+	p = &s->pending[s->n_pending];
+	memcpy(s->arena + s->arena_len, data, size);
+	p->off = s->arena_len;
 	p->size = size;
+	s->arena_len += size;
 	p->ts = h->ts_ns;
 	p->seq = a->seq++;
 	s->n_pending++;
@@ -395,14 +405,21 @@ void agent_session_flush_cycle(struct agent *a)
 		/* the ring buffers are drained one after the other: order by time */
 		qsort(s->pending, s->n_pending, sizeof(*s->pending), session_pending_cmp);
 		for (size_t j = 0; j < s->n_pending; j++) {
-			int err = agent_event_raw(a, s, s->pending[j].data, s->pending[j].size);
+			int err =
+			    agent_event_raw(a, s, s->arena + s->pending[j].off, s->pending[j].size);
 
 			if (err && err != -EBADMSG)
 				log_warn("session %s: event not recorded: %s", s->sid,
 					 strerror(-err));
-			free(s->pending[j].data);
 		}
 		s->n_pending = 0;
+		s->arena_len = 0;
+		if (s->arena_cap > (1u << 20)) {
+			/* a burst is over: do not keep its memory for the session's lifetime */
+			free(s->arena);
+			s->arena = NULL;
+			s->arena_cap = 0;
+		}
 	}
 	if (a->audit)
 		fflush(a->audit);

@@ -11,12 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
+#include <inttypes.h>
 
 #include "util.h"
-
-/* Compact for one line per event; insertion order so that lines diff and grep predictably. */
-#define AUDIT_DUMP_FLAGS (JSON_COMPACT | JSON_PRESERVE_ORDER)
 
 struct audit_kind {
 	const char *name;
@@ -107,107 +104,175 @@ static size_t audit_utf8_seq(const unsigned char *p, size_t left)
 }
 
 /*
- * s[0..len) with every byte that is not part of a well-formed sequence replaced by
- * U+FFFD, malloc'd into *out (not NUL-terminated), or *out = NULL when s is valid
- * as it is. Paths, argv and comm come from the kernel as raw bytes; jansson rejects
- * invalid UTF-8, and SIEM pipelines would choke on it anyway.
+ * An object written straight out as compact JSON, in field order. The agent
+ * formats one line per kernel event (hundreds of thousands a second); building
+ * a jansson tree for each cost a third of its CPU, so lines are written
+ * directly, with jansson's compact syntax and escaping (the unit tests parse
+ * every line back with jansson). The first failure sticks in err and later
+ * puts become no-ops, so builders read as a plain list of fields.
  */
-static int audit_utf8_fix(const char *s, size_t len, char **out, size_t *outlen)
-{
-	static const char repl[3] = {(char)0xef, (char)0xbf, (char)0xbd};
-	const unsigned char *p = (const unsigned char *)s;
-	char *buf = NULL;
-	size_t i = 0, o = 0, n;
+struct audit_obj {
+	char *p;
+	size_t len, cap;
+	int err;
+	bool first; /* no field yet in the innermost object or array */
+};
 
-	*out = NULL;
-	*outlen = len;
-	while (i < len && (n = audit_utf8_seq(p + i, len - i)) > 0)
-		i += n;
-	if (i == len)
-		return 0;
-	if (len > SIZE_MAX / 3)
-		return -EOVERFLOW;
-	buf = malloc(len * 3);
-	if (!buf)
-		return -ENOMEM;
-	memcpy(buf, s, i);
-	o = i;
-	while (i < len) {
-		n = audit_utf8_seq(p + i, len - i);
-		if (n == 0) {
-			memcpy(buf + o, repl, sizeof(repl));
-			o += sizeof(repl);
-			i++;
-		} else {
-			memcpy(buf + o, s + i, n);
-			o += n;
-			i += n;
-		}
+/* Room for n more bytes and the NUL; false (and err set) when memory ran out. */
+static bool audit_reserve(struct audit_obj *b, size_t n)
+{
+	size_t cap;
+	char *np;
+
+	if (b->err)
+		return false;
+	if (b->len + n + 1 <= b->cap)
+		return true;
+	cap = b->cap ? b->cap : 512;
+	while (cap < b->len + n + 1)
+		cap *= 2;
+	np = realloc(b->p, cap);
+	if (!np) {
+		b->err = -ENOMEM;
+		return false;
 	}
-	*out = buf;
-	*outlen = o;
-	return 0;
+	b->p = np;
+	b->cap = cap;
+	return true;
 }
 
-/* A JSON string of arbitrary bytes (NULL reads as ""); NULL on allocation failure. */
-static json_t *audit_jstrn(const char *s, size_t len)
+static void audit_raw(struct audit_obj *b, const char *s, size_t n)
 {
-	char *fixed = NULL;
-	size_t flen;
-	json_t *j;
-
-	if (!s)
-		return json_string("");
-	if (audit_utf8_fix(s, len, &fixed, &flen) < 0)
-		return NULL;
-	j = json_stringn(fixed ? fixed : s, flen);
-	free(fixed);
-	return j;
+	if (!audit_reserve(b, n))
+		return;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
 }
 
-static json_t *audit_jstr(const char *s)
+static void audit_sep(struct audit_obj *b)
 {
-	return audit_jstrn(s, s ? strlen(s) : 0);
+	if (!b->first)
+		audit_raw(b, ",", 1);
+	b->first = false;
 }
 
 /*
- * An object under construction. The first failure sticks in err and every later
- * put becomes a no-op, so that builders read as a plain list of fields and the
- * one check at the end covers every call.
+ * A JSON string of arbitrary bytes: invalid UTF-8 becomes U+FFFD, controls are
+ * escaped. Room for the worst case (6 bytes per input byte) is made once.
  */
-struct audit_obj {
-	json_t *o;
-	int err;
-};
-
-/* Takes v (a new reference, or NULL after a failed allocation). */
-static void audit_put(struct audit_obj *b, const char *key, json_t *v)
+static void audit_strval(struct audit_obj *b, const char *s, size_t len)
 {
-	if (!v) {
-		if (!b->err)
-			b->err = -ENOMEM;
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *u = (const unsigned char *)(s ? s : "");
+	size_t i = 0, n;
+	char *o;
+
+	if (!s)
+		len = 0;
+	if (len > (SIZE_MAX - 3) / 6) {
+		b->err = -EOVERFLOW;
 		return;
 	}
-	if (b->err) {
-		json_decref(v);
+	if (!audit_reserve(b, len * 6 + 2))
 		return;
+	o = b->p + b->len;
+	*o++ = '"';
+	while (i < len) {
+		unsigned char c = u[i];
+
+		if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+			*o++ = (char)c;
+			i++;
+			continue;
+		}
+		if (c >= 0x80) {
+			n = audit_utf8_seq(u + i, len - i);
+			if (n) {
+				memcpy(o, u + i, n);
+				o += n;
+				i += n;
+			} else {
+				*o++ = (char)0xef; /* U+FFFD */
+				*o++ = (char)0xbf;
+				*o++ = (char)0xbd;
+				i++;
+			}
+			continue;
+		}
+		*o++ = '\\';
+		switch (c) {
+		case '"':
+		case '\\':
+			*o++ = (char)c;
+			break;
+		case '\b':
+			*o++ = 'b';
+			break;
+		case '\f':
+			*o++ = 'f';
+			break;
+		case '\n':
+			*o++ = 'n';
+			break;
+		case '\r':
+			*o++ = 'r';
+			break;
+		case '\t':
+			*o++ = 't';
+			break;
+		default:
+			*o++ = 'u';
+			*o++ = '0';
+			*o++ = '0';
+			*o++ = hex[c >> 4];
+			*o++ = hex[c & 0xf];
+			break;
+		}
+		i++;
 	}
-	/* json_object_set_new consumes v on failure too. */
-	if (json_object_set_new(b->o, key, v) < 0)
-		b->err = -ENOMEM;
+	*o++ = '"';
+	*o = '\0';
+	b->len = (size_t)(o - b->p);
+}
+
+/* "key": (keys are our own names, or label keys, which go through escaping) */
+static void audit_key(struct audit_obj *b, const char *key)
+{
+	size_t n = strlen(key);
+
+	audit_sep(b);
+	audit_strval(b, key, n);
+	audit_raw(b, ":", 1);
+}
+
+static void audit_put_strn(struct audit_obj *b, const char *key, const char *s, size_t len)
+{
+	audit_key(b, key);
+	audit_strval(b, s, len);
 }
 
 static void audit_put_str(struct audit_obj *b, const char *key, const char *s)
 {
-	audit_put(b, key, audit_jstr(s));
+	audit_put_strn(b, key, s, s ? strlen(s) : 0);
 }
 
 static void audit_put_int(struct audit_obj *b, const char *key, int64_t v)
 {
-	audit_put(b, key, json_integer((json_int_t)v));
+	char num[24], *p = num + sizeof(num);
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	audit_key(b, key);
+	audit_raw(b, p, (size_t)(num + sizeof(num) - p));
 }
 
-/* JSON integers are signed 64-bit here; real cgroup ids and counters stay far below. */
+/* JSON integers are signed 64-bit for most readers; real cgroup ids and counters stay below. */
 static void audit_put_u64(struct audit_obj *b, const char *key, uint64_t v)
 {
 	audit_put_int(b, key, v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v);
@@ -215,7 +280,8 @@ static void audit_put_u64(struct audit_obj *b, const char *key, uint64_t v)
 
 static void audit_put_bool(struct audit_obj *b, const char *key, bool v)
 {
-	audit_put(b, key, json_boolean(v));
+	audit_key(b, key);
+	audit_raw(b, v ? "true" : "false", v ? 4 : 5);
 }
 
 static void audit_put_time(struct audit_obj *b, const char *key, int64_t ns)
@@ -224,51 +290,48 @@ static void audit_put_time(struct audit_obj *b, const char *key, int64_t ns)
 
 	/* util_rfc3339 assumes a non-negative time; nothing we record predates 1970. */
 	util_rfc3339(ns < 0 ? 0 : ns, buf, sizeof(buf));
-	audit_put(b, key, json_string(buf));
+	audit_put_str(b, key, buf);
 }
 
 /* v[from..n) as an array of strings. */
 static void audit_put_strv(struct audit_obj *b, const char *key, char *const *v, size_t n,
 			   size_t from)
 {
-	json_t *arr = json_array();
 	size_t i;
 
 	if (!v)
 		n = 0;
-	for (i = from; arr && i < n; i++) {
-		if (json_array_append_new(arr, audit_jstr(v[i])) < 0) {
-			json_decref(arr);
-			arr = NULL;
-		}
+	audit_key(b, key);
+	audit_raw(b, "[", 1);
+	for (i = from; i < n; i++) {
+		if (i > from)
+			audit_raw(b, ",", 1);
+		audit_strval(b, v[i], v[i] ? strlen(v[i]) : 0);
 	}
-	audit_put(b, key, arr);
+	audit_raw(b, "]", 1);
 }
 
 /* Labels in the order given; on a repeated key the first one (the session's) wins. */
 static void audit_put_labels(struct audit_obj *b, const char *key,
 			     Sessrec__SessionStart__LabelsEntry *const *labels, size_t n)
 {
-	json_t *obj = json_object();
-	size_t i;
+	size_t i, j;
 
-	for (i = 0; obj && i < n; i++) {
+	audit_key(b, key);
+	audit_raw(b, "{", 1);
+	b->first = true;
+	for (i = 0; i < n; i++) {
 		const char *k = labels[i] && labels[i]->key ? labels[i]->key : "";
-		char *fixed = NULL;
-		size_t klen;
-		int err;
+		bool dup = false;
 
-		err = audit_utf8_fix(k, strlen(k), &fixed, &klen);
-		if (err == 0 && !json_object_getn(obj, fixed ? fixed : k, klen))
-			err = json_object_setn_new(obj, fixed ? fixed : k, klen,
-						   audit_jstr(labels[i] ? labels[i]->value : NULL));
-		free(fixed);
-		if (err < 0) {
-			json_decref(obj);
-			obj = NULL;
-		}
+		for (j = 0; j < i && !dup; j++)
+			dup = strcmp(labels[j] && labels[j]->key ? labels[j]->key : "", k) == 0;
+		if (dup)
+			continue;
+		audit_put_str(b, k, labels[i] ? labels[i]->value : NULL);
 	}
-	audit_put(b, key, obj);
+	audit_raw(b, "}", 1);
+	b->first = false;
 }
 
 /* Standard base64 with padding, NUL-terminated, malloc'd. */
@@ -451,7 +514,7 @@ static void audit_print(struct audit_obj *b, const Sessrec__Print *p)
 	audit_put_int(b, "bytes", p->bytes);
 	audit_put_int(b, "pid", p->pid);
 	audit_put_str(b, "tty", p->tty);
-	audit_put(b, "data", audit_jstrn(data ? data : "", len));
+	audit_put_strn(b, "data", data ? data : "", len);
 	err = audit_base64(p->data.data, len, &b64);
 	if (err < 0) {
 		if (!b->err)
@@ -486,18 +549,46 @@ static bool audit_has_body(const Sessrec__Event *ev)
 }
 
 /* full: the `sessrec events --json` form (every field, print included). */
+static int audit_render_obj(const Sessrec__Event *ev, const struct audit_ctx *ctx, bool full,
+			    struct audit_obj *bp);
+
 static int audit_render(const Sessrec__Event *ev, const struct audit_ctx *ctx, bool full,
 			char **out)
 {
-	struct audit_obj b = {NULL, 0};
-	const struct audit_kind *k;
-	bool print;
-	char *s;
+	struct audit_obj b = {0};
 	int err;
 
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
+	err = audit_render_obj(ev, ctx, full, &b);
+	if (err)
+		free(b.p);
+	else
+		*out = b.p;
+	return err;
+}
+
+int audit_format_buf(const Sessrec__Event *ev, const struct audit_ctx *ctx, char **buf, size_t *cap,
+		     size_t *len)
+{
+	struct audit_obj b = {.p = *buf, .cap = *cap};
+	int err = audit_render_obj(ev, ctx, false, &b);
+
+	*buf = b.p;
+	*cap = b.cap;
+	*len = err ? 0 : b.len;
+	return err;
+}
+
+static int audit_render_obj(const Sessrec__Event *ev, const struct audit_ctx *ctx, bool full,
+			    struct audit_obj *bp)
+{
+	struct audit_obj b = *bp;
+	const struct audit_kind *k;
+	bool print;
+	int err;
+
 	if (!ev || !audit_has_body(ev))
 		return -EINVAL;
 	print = ev->body_case == SESSREC__EVENT__BODY_PRINT;
@@ -507,11 +598,8 @@ static int audit_render(const Sessrec__Event *ev, const struct audit_ctx *ctx, b
 	if (!print && !k)
 		return -EINVAL;
 
-	b.o = json_object();
-	if (!b.o) {
-		err = -ENOMEM;
-		goto out;
-	}
+	b.first = true;
+	audit_raw(&b, "{", 1);
 	audit_common(&b, ev, ctx, print ? "print" : k->name, print ? NULL : k->code);
 	switch (ev->body_case) {
 	case SESSREC__EVENT__BODY_START:
@@ -539,18 +627,9 @@ static int audit_render(const Sessrec__Event *ev, const struct audit_ctx *ctx, b
 		b.err = -EINVAL;
 		break;
 	}
+	audit_raw(&b, "}", 1);
 	err = b.err;
-	if (err < 0)
-		goto out;
-	/* jansson allocates with malloc unless told otherwise; callers free() the line. */
-	s = json_dumps(b.o, AUDIT_DUMP_FLAGS);
-	if (!s) {
-		err = -ENOMEM;
-		goto out;
-	}
-	*out = s;
-out:
-	json_decref(b.o);
+	*bp = b;
 	return err;
 }
 

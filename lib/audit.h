@@ -30,6 +30,13 @@ struct audit_ctx {
 int audit_format(const Sessrec__Event *ev, const struct audit_ctx *ctx, char **out);
 
 /*
+ * audit_format into a caller's buffer, reused from line to line (grown with
+ * realloc as needed; the caller frees it). *len is the line's length.
+ */
+int audit_format_buf(const Sessrec__Event *ev, const struct audit_ctx *ctx, char **buf, size_t *cap,
+		     size_t *len);
+
+/*
  * Every field of a recording event as one JSON object (no newline), for
  * `sessrec events --json`: print events carry their bytes in "data" as a JSON
  * string (invalid UTF-8 replaced byte-wise by U+FFFD) and "data_b64" with the

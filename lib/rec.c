@@ -11,6 +11,8 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -255,6 +257,7 @@ struct rec_pool {
 	size_t queued; /* raw bytes queued */
 	size_t max_queued;
 	bool stop;
+	int nice_err;
 };
 
 static int rec_fsync_dir(const char *path)
@@ -502,6 +505,13 @@ static void *rec_pool_main(void *arg)
 {
 	struct rec_pool *p = arg;
 
+	/*
+	 * Compressing is never urgent; draining the kernel's ring buffers is. On a
+	 * busy machine the thread that hands parts over must win the CPU, so this
+	 * one runs at a lower priority (on Linux, nice applies per thread).
+	 */
+	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10) < 0)
+		p->nice_err = errno;
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		struct rec_job *j;

@@ -5,17 +5,59 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
 
+/*
+ * Random (v4) UUIDs from the kernel's CSPRNG, fetched 4 KiB at a time: the
+ * agent names every event, and one getrandom() per id was measurable.
+ */
+static _Thread_local uint8_t util_rand_pool[4096];
+static _Thread_local size_t util_rand_left;
+
+static void util_random16(uint8_t out[16])
+{
+	if (util_rand_left < 16) {
+		size_t got = 0;
+
+		while (got < sizeof(util_rand_pool)) {
+			ssize_t n =
+			    getrandom(util_rand_pool + got, sizeof(util_rand_pool) - got, 0);
+
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				/* no getrandom: libuuid finds another source */
+				uuid_generate_random(out);
+				return;
+			}
+			got += (size_t)n;
+		}
+		util_rand_left = sizeof(util_rand_pool);
+	}
+	memcpy(out, util_rand_pool + sizeof(util_rand_pool) - util_rand_left, 16);
+	util_rand_left -= 16;
+}
+
 void util_uuid(char out[UUID_STR_LEN_])
 {
-	uuid_t u;
+	static const char hex[] = "0123456789abcdef";
+	uint8_t u[16];
+	size_t i, o = 0;
 
-	uuid_generate_random(u);
-	uuid_unparse_lower(u, out);
+	util_random16(u);
+	u[6] = (u[6] & 0x0f) | 0x40; /* version 4 */
+	u[8] = (u[8] & 0x3f) | 0x80; /* RFC 4122 variant */
+	for (i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[u[i] >> 4];
+		out[o++] = hex[u[i] & 0xf];
+	}
+	out[o] = '\0';
 }
 
 bool util_is_uuid(const char *s)
@@ -57,14 +99,34 @@ uint64_t util_mono_ns(void)
 
 void util_rfc3339(int64_t ns, char *out, size_t outlen)
 {
-	time_t sec = (time_t)(ns / 1000000000LL);
-	int ms = (int)((ns % 1000000000LL) / 1000000LL);
-	struct tm tm;
-	char buf[32];
+	/* events come in bursts within one second: format the second once */
+	static _Thread_local time_t last_sec = -1;
+	static _Thread_local char last[24];
+	time_t sec;
+	int ms;
 
-	gmtime_r(&sec, &tm);
-	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out, outlen, "%s.%03dZ", buf, ms);
+	if (ns < 0)
+		ns = 0;
+	sec = (time_t)(ns / 1000000000LL);
+	ms = (int)((ns % 1000000000LL) / 1000000LL);
+	if (sec != last_sec) {
+		struct tm tm;
+
+		gmtime_r(&sec, &tm);
+		strftime(last, sizeof(last), "%Y-%m-%dT%H:%M:%S", &tm);
+		last_sec = sec;
+	}
+	if (outlen < 25) {
+		snprintf(out, outlen, "%s.%03dZ", last, ms);
+		return;
+	}
+	memcpy(out, last, 19);
+	out[19] = '.';
+	out[20] = (char)('0' + ms / 100);
+	out[21] = (char)('0' + ms / 10 % 10);
+	out[22] = (char)('0' + ms % 10);
+	out[23] = 'Z';
+	out[24] = '\0';
 }
 
 int util_write_all(int fd, const void *buf, size_t len)

@@ -32,6 +32,7 @@ show() {
 	fi
 }
 
+echo
 echo "KMATRIX-BEGIN kernel=$(uname -r)"
 
 sessrec-agent -c /etc/agent.yaml >/tmp/agent.log 2>&1 &
@@ -52,20 +53,35 @@ echo "KMATRIX-AGENT-STARTED rc=$up"
 if [ $up = 0 ]; then
 	# The recorded session: a successful exec (/bin/sh), a failed one (ENOENT), an
 	# open (/etc/hostname), terminal output and an exit status.
-	echo | timeout 30 sessrec run --agent-socket /run/sessrec/agent.sock -- \
+	echo | timeout 20 sessrec run --agent-socket /run/sessrec/agent.sock -- \
 		/bin/sh -c 'cat /etc/hostname; /bin/nonexistent; echo kmatrix-out; exit 3' \
 		>/tmp/run.out 2>/tmp/run.err
 	echo "KMATRIX-RUN rc=$?"
 	echo "KMATRIX-RUN-OUTPUT-BEGIN"
 	cat /tmp/run.out /tmp/run.err
 	echo "KMATRIX-RUN-OUTPUT-END"
+	# The agent finishes a session once its cgroup is empty and the launcher has
+	# closed it: wait for that (up to 10 s) before testing the shutdown path, so that
+	# the two are judged apart.
+	sid=$(sed -n 's/^session //p' /tmp/run.err | head -n 1)
+	ended=1
+	i=0
+	while [ -n "$sid" ] && [ $i -lt 100 ]; do
+		if grep -q "session $sid ended" /tmp/agent.log; then
+			ended=0
+			break
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+	echo "KMATRIX-SESSION-ENDED rc=$ended"
 else
 	fail "agent did not come up"
 fi
 
 kill -TERM $agent 2>/dev/null
-# SIGTERM finishes every open recording; give it 20 s, then kill it.
-( sleep 20; kill -KILL $agent 2>/dev/null ) &
+# SIGTERM finishes every open recording; give it 15 s, then kill it.
+( sleep 15; kill -KILL $agent 2>/dev/null ) &
 watchdog=$!
 wait $agent
 echo "KMATRIX-AGENT-EXIT rc=$?"

@@ -3,7 +3,7 @@
 
   kmatrix.py extract-vmlinux VMLINUZ OUT   uncompressed ELF vmlinux out of a bzImage
   kmatrix.py initramfs OUT ROOTDIR         newc cpio of ROOTDIR (+ /dev/console), no root needed
-  kmatrix.py check CONSOLE_LOG             judge one guest's serial console log
+  kmatrix.py check LOG [LABEL [DETAIL]]    judge one guest's serial console log
   kmatrix.py self-test                     prove that `check` passes a good log and fails bad ones
 
 Only the Python standard library; zstd and lz4 payloads go through the CLI tools.
@@ -230,7 +230,8 @@ def check_console(text):
     info = {"kernel": None, "bpf": [], "agent_errors": [], "events": 0}
 
     for ln in lines:
-        m = re.fullmatch(r"KMATRIX-BEGIN kernel=(\S+)", ln)
+        # search, not match: the firmware's last line has no newline before it
+        m = re.search(r"KMATRIX-BEGIN kernel=(\S+)$", ln)
         if m:
             info["kernel"] = m.group(1)
     if info["kernel"] is None:
@@ -241,21 +242,48 @@ def check_console(text):
     if agent_log is None:
         problems.append("no agent log on the console")
         agent_log = []
+    verifier = None
     for ln in agent_log:
         if re.search(r" sessrec-agent \w+: bpf: ", ln) or "programs, sessions under" in ln:
             info["bpf"].append(ln)
-        if re.search(r" sessrec-agent (error|warn): ", ln) or ln.startswith("libbpf: "):
+        # libbpf prints a rejected program's verifier log between these two lines; its
+        # first line and last lines say what the verifier refused.
+        if ln.endswith("-- BEGIN PROG LOAD LOG --"):
+            verifier = []
+            info["agent_errors"].append(ln)
+            continue
+        if verifier is not None:
+            if ln.startswith("-- END PROG LOAD LOG --"):
+                tail = verifier[-4:] if len(verifier) > 5 else verifier[1:]
+                info["agent_errors"].extend(["  | " + verifier[0]] if verifier else [])
+                if len(verifier) > 5:
+                    info["agent_errors"].append("  | ... (%d lines)" % (len(verifier) - 5))
+                info["agent_errors"].extend("  | " + v for v in tail)
+                info["agent_errors"].append(ln)
+                verifier = None
+            else:
+                verifier.append(ln)
+            continue
+        if re.search(r" sessrec-agent (error|warn): ", ln):
             info["agent_errors"].append(ln)
 
     started = _value(lines, "AGENT-STARTED")
+    agent_rc = _value(lines, "AGENT-EXIT")
     if started != 0:
-        problems.append("the agent did not come up (socket never appeared)" if started
-                        else "no KMATRIX-AGENT-STARTED line")
+        problems.append("the agent did not come up (its socket never appeared; exit status %s)"
+                        % agent_rc if started else "no KMATRIX-AGENT-STARTED line")
+        # Everything after this depends on the agent: its log says why.
+        return False, problems, info
     run_rc = _value(lines, "RUN")
     if run_rc != 3:
         problems.append("sessrec run exited %s, want 3 (the command's status)" % run_rc)
-    agent_rc = _value(lines, "AGENT-EXIT")
-    if agent_rc != 0:
+    if _value(lines, "SESSION-ENDED") != 0:
+        problems.append("the agent did not finish the session within 10 s of its end "
+                        "(no \"session SID ended\" in its log)")
+    if agent_rc is not None and agent_rc > 128:
+        problems.append("the agent was killed by signal %d on SIGTERM instead of stopping "
+                        "cleanly (exit status %d, want 0)" % (agent_rc - 128, agent_rc))
+    elif agent_rc != 0:
         problems.append("the agent exited %s after SIGTERM, want 0" % agent_rc)
     verify_rc = _value(lines, "VERIFY")
     if verify_rc != 0:
@@ -288,8 +316,10 @@ def check_console(text):
 
     if not find(lambda e: e.get("event") == "session.start"):
         problems.append("no session.start event")
+    # `events --json` prints every field, argv[0] included; the audit form leaves it out.
     if not find(lambda e: e.get("event") == "session.command" and e.get("path") == "/bin/sh"
-                and e.get("argv") == SCRIPT_ARGV and e.get("return_code") == 0):
+                and e.get("argv") in (SCRIPT_ARGV, ["/bin/sh"] + SCRIPT_ARGV)
+                and e.get("return_code") == 0):
         problems.append("no successful session.command for /bin/sh with argv %r" % SCRIPT_ARGV)
     if not find(lambda e: e.get("event") == "session.command"
                 and e.get("path") == "/bin/nonexistent" and e.get("return_code") == -2):
@@ -304,12 +334,13 @@ def check_console(text):
     return not problems, problems, info
 
 
-def cmd_check(path, label):
+def cmd_check(path, label, extra):
     with open(path, "rb") as f:
         text = f.read().decode("utf-8", "replace")
     ok, problems, info = check_console(text)
-    print("%s %s (guest kernel %s, %d events)" % ("PASS" if ok else "FAIL", label,
-                                                  info["kernel"] or "?", info["events"]))
+    print("%s %s: kernel %s%s, %d events" % ("PASS" if ok else "FAIL", label,
+                                            info["kernel"] or "?",
+                                            " (%s)" % extra if extra else "", info["events"]))
     for ln in info["bpf"]:
         print("    agent: %s" % ln)
     for p in problems:
@@ -348,31 +379,49 @@ def cmd_self_test():
         assert len(out) != len(good.split("\n")), "self-test drop does not apply"
         return "\n".join(out)
 
+    # (name, console log, a problem the checker must report for it)
     cases = [
-        ("no failed exec", drop_events(lambda e: e.get("return_code") == -2)),
-        ("wrong exit code", sub(r'"exit_code": ?3\b', '"exit_code":0')),
-        ("no disk event", drop_events(lambda e: e.get("event") == "session.disk")),
-        ("no print", drop_events(lambda e: e.get("event") == "print")),
-        ("sh argv wrong", sub(r'kmatrix-out; exit 3"\]', 'kmatrix-out"]')),
-        ("verify failed", sub(r"KMATRIX-VERIFY rc=0", "KMATRIX-VERIFY rc=1")),
-        ("agent failed", sub(r"KMATRIX-AGENT-EXIT rc=0", "KMATRIX-AGENT-EXIT rc=1")),
-        ("hang", good[:good.index("KMATRIX-EVENTS-END")]),
-        ("no boot", "Linux version 6.1.0\nKernel panic - not syncing\n"),
+        ("no failed exec", drop_events(lambda e: e.get("return_code") == -2),
+         "no failed session.command"),
+        ("wrong exit code", sub(r'"exit_code": ?3\b', '"exit_code":0'), "no session.end"),
+        ("no disk event", drop_events(lambda e: e.get("event") == "session.disk"),
+         "no session.disk"),
+        ("no print", drop_events(lambda e: e.get("event") == "print"), "no print event"),
+        ("sh argv wrong", sub(r'kmatrix-out; exit 3"\]', 'kmatrix-out"]'),
+         "no successful session.command for /bin/sh"),
+        ("failed /bin/sh", sub(r'("path":"/bin/sh".*"return_code":)0', r"\g<1>-13"),
+         "no successful session.command for /bin/sh"),
+        ("run status", sub(r"KMATRIX-RUN rc=3", "KMATRIX-RUN rc=1"), "sessrec run exited 1"),
+        ("session open", sub(r"KMATRIX-SESSION-ENDED rc=0", "KMATRIX-SESSION-ENDED rc=1"),
+         "did not finish the session"),
+        ("verify failed", sub(r"KMATRIX-VERIFY rc=0", "KMATRIX-VERIFY rc=1"),
+         "sessrec verify exited 1"),
+        ("agent killed", sub(r"KMATRIX-AGENT-EXIT rc=0", "KMATRIX-AGENT-EXIT rc=143"),
+         "killed by signal 15"),
+        ("agent down", sub(r"KMATRIX-AGENT-STARTED rc=0", "KMATRIX-AGENT-STARTED rc=1"),
+         "did not come up"),
+        ("hang", good[:good.index("KMATRIX-EVENTS-END")], "did not finish"),
+        ("no boot", "SeaBIOS\nKernel panic - not syncing\n", "never started /init"),
         ("garbled event", sub(r'\{"event": ?"session.end"', '{"event":"session.end\x1b[0m',
-                              count=1)),
+                              count=1), "unparsable event line"),
     ]
     fails = 0
     ok, problems, _ = check_console(good)
     if not ok:
         print("self-test: FAIL: the good log is rejected: %s" % "; ".join(problems))
         fails += 1
-    for name, text in cases:
+    for name, text, want in cases:
         ok, problems, _ = check_console(text)
         if ok:
             print("self-test: FAIL: '%s' is accepted" % name)
             fails += 1
-    print("self-test: %s (good log accepted, %d bad logs rejected)" %
-          ("PASS" if not fails else "FAIL", len(cases) - (fails if fails else 0)))
+        elif not any(want in p for p in problems):
+            print("self-test: FAIL: '%s' is rejected for the wrong reason: %s" %
+                  (name, "; ".join(problems)))
+            fails += 1
+    print("self-test: %s (%s, %d bad logs)" % ("FAIL" if fails else "PASS",
+                                                "good log accepted" if not fails else
+                                                "%d wrong" % fails, len(cases)))
     return 1 if fails else 0
 
 
@@ -383,8 +432,9 @@ def main(argv):
     if len(argv) == 3 and argv[0] == "initramfs":
         make_initramfs(argv[1], argv[2])
         return 0
-    if len(argv) in (2, 3) and argv[0] == "check":
-        return cmd_check(argv[1], argv[2] if len(argv) == 3 else argv[1])
+    if len(argv) in (2, 3, 4) and argv[0] == "check":
+        return cmd_check(argv[1], argv[2] if len(argv) > 2 else argv[1],
+                         argv[3] if len(argv) > 3 else "")
     if argv == ["self-test"]:
         return cmd_self_test()
     print(__doc__, file=sys.stderr)

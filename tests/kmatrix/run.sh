@@ -7,7 +7,8 @@
 #   tests/kmatrix/run.sh --self-test   only prove that the checker rejects bad results
 #
 # Prints one "PASS <kernel> ..." or "FAIL <kernel> ..." line per kernel and exits 1 when
-# any failed. Environment: SESSREC_BUILD (default <repo>/build), KMATRIX_TIMEOUT (seconds
+# any failed. Environment: SESSREC_BUILD (programs in $SESSREC_BUILD/bin, default
+# <repo>/build), KMATRIX_CACHE (default $SESSREC_BUILD/kmatrix), KMATRIX_TIMEOUT (seconds
 # per boot, default 90), KMATRIX_MEM (guest memory, default 512M), KMATRIX_VERBOSE=1
 # (echo the guest console).
 set -u -o pipefail
@@ -15,7 +16,7 @@ set -u -o pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BUILD=${SESSREC_BUILD:-$ROOT/build}
-CACHE=$BUILD/kmatrix
+CACHE=${KMATRIX_CACHE:-$BUILD/kmatrix}
 TIMEOUT=${KMATRIX_TIMEOUT:-90}
 MEM=${KMATRIX_MEM:-512M}
 PY=/usr/bin/python3
@@ -70,18 +71,20 @@ resolve_pkg() {
 	fi
 }
 
-apt_updated=0
+# At most once per run (fetch_kernel runs in a subshell, hence a file as the flag).
+apt_updated() { [ -e "$CACHE/.apt-updated.$$" ]; }
 apt_update_once() {
-	[ $apt_updated = 1 ] && return 0
-	apt_updated=1
+	apt_updated && return 0
+	: >"$CACHE/.apt-updated.$$"
 	[ "$(id -u)" = 0 ] || return 1
 	say "apt-get update"
 	apt-get update -qq >"$CACHE/apt.log" 2>&1
 }
 
 # Download and extract one kernel; prints the directory holding vmlinux (or vmlinuz).
+# Cached per package and version: a new kernel upload means a new directory.
 fetch_kernel() {
-	local want=$1 meta pkg ver dir deb
+	local want=$1 retry=${2:-1} meta pkg ver dir deb z
 	meta=$(meta_for "$want") || { say "$want: unknown kernel (6.1, 6.12 or linux-image-*)"; return 1; }
 	if ! pkg=$(resolve_pkg "$meta"); then
 		apt_update_once
@@ -91,31 +94,43 @@ fetch_kernel() {
 	[ -n "$ver" ] && [ "$ver" != "(none)" ] || { say "$want: $pkg has no candidate version"; return 1; }
 	dir=$CACHE/kernels/${pkg}_${ver//[:~]/_}
 	if [ -s "$dir/vmlinux" ] || [ -s "$dir/vmlinuz" ]; then
+		echo "$pkg $ver" >"$dir/package"
 		echo "$dir"
 		return 0
 	fi
 	mkdir -p "$dir/dl"
+	echo "$pkg $ver" >"$dir/package"
 	deb=$(ls "$dir"/dl/*.deb 2>/dev/null | head -n 1)
 	if [ -z "$deb" ]; then
 		say "$want: downloading $pkg $ver"
-		# apt-get download as root warns that _apt cannot write here: harmless.
-		if ! (cd "$dir/dl" && apt-get download -qq "$pkg=$ver") >"$dir/dl/apt.log" 2>&1; then
-			apt_update_once
-			(cd "$dir/dl" && apt-get download -qq "$pkg=$ver") >"$dir/dl/apt.log" 2>&1 || {
-				cat "$dir/dl/apt.log" >&2
-				say "$want: cannot download $pkg $ver"
-				return 1
-			}
+		rm -rf "$dir/dl/tmp" && mkdir -p "$dir/dl/tmp"
+		# As root, apt warns that its _apt user cannot write here: harmless, hence -qq.
+		if ! (cd "$dir/dl/tmp" && apt-get download -qq "$pkg=$ver") >"$dir/dl/apt.log" 2>&1; then
+			# Stale package lists name a version the archive no longer has: update
+			# them once and start over with what they name now.
+			if [ "$retry" = 1 ] && ! apt_updated && apt_update_once; then
+				rm -rf "$dir"
+				fetch_kernel "$want" 0
+				return
+			fi
+			cat "$dir/dl/apt.log" >&2
+			say "$want: cannot download $pkg $ver"
+			return 1
 		fi
+		mv "$dir"/dl/tmp/*.deb "$dir/dl/" 2>/dev/null
+		rm -rf "$dir/dl/tmp"
 		deb=$(ls "$dir"/dl/*.deb 2>/dev/null | head -n 1)
 		[ -n "$deb" ] || { say "$want: apt-get download left no .deb"; return 1; }
 	fi
 	say "$want: extracting the kernel from $(basename "$deb")"
 	rm -rf "$dir/x" && mkdir -p "$dir/x"
-	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$dir/x" --wildcards './boot/vmlinuz-*' './boot/config-*' ||
-		{ say "$want: cannot unpack $deb"; return 1; }
-	cp "$dir"/x/boot/config-* "$dir/config" 2>/dev/null
-	local z
+	if ! dpkg-deb --fsys-tarfile "$deb" |
+		tar -x -C "$dir/x" --wildcards './boot/vmlinuz-*' './boot/config-*'; then
+		rm -f "$deb" # damaged: the next run downloads it again
+		say "$want: cannot unpack $deb"
+		return 1
+	fi
+	cp "$dir"/x/boot/config-* "$dir/config"
 	z=$(ls "$dir"/x/boot/vmlinuz-* | head -n 1)
 	# Booting the uncompressed ELF (PVH entry) skips the decompressor, which is slow
 	# under emulation; the bzImage stays as the fallback.
@@ -184,7 +199,8 @@ run_kernel() {
 	fi
 	kimg=$dir/vmlinux
 	[ -s "$kimg" ] || kimg=$dir/vmlinuz
-	label="$want ($(basename "$dir"))"
+	label="$(cat "$dir/package" 2>/dev/null)"
+	[ -s "$dir/vmlinux" ] || label="$label, compressed image"
 	log=$CACHE/logs/$want.console.log
 	mkdir -p "$CACHE/logs"
 	t0=$(date +%s%N)
@@ -200,7 +216,7 @@ run_kernel() {
 	fi
 	[ $qrc = 124 ] || [ $qrc = 137 ] && say "$want: qemu killed after ${TIMEOUT}s"
 	local ms=$(((t1 - t0) / 1000000))
-	"$PY" "$KPY" check "$log" "$label, $((ms / 1000)).$((ms % 1000 / 100)) s"
+	"$PY" "$KPY" check "$log" "$want" "$label, $((ms / 1000)).$((ms % 1000 / 100)) s"
 	local crc=$?
 	[ $crc = 0 ] || say "$want: console log: $log"
 	return $crc
@@ -215,11 +231,14 @@ main() {
 			exec "$PY" "$KPY" self-test
 			;;
 		-h | --help)
-			sed -n '2,12s/^# \{0,1\}//p' "$0"
+			sed -n '2,/^set /{/^#/s/^# \{0,1\}//p}' "$0"
 			exit 0
 			;;
 		-*) die "unknown option $k (see --help)" ;;
-		*) kernels+=("$k") ;;
+		*)
+			meta_for "$k" >/dev/null || die "unknown kernel '$k' (6.1, 6.12 or a linux-image-* package)"
+			kernels+=("$k")
+			;;
 		esac
 	done
 	[ ${#kernels[@]} = 0 ] && kernels=(6.1 6.12)
@@ -234,6 +253,7 @@ main() {
 		echo "FAIL checker self-test"
 		exit 1
 	}
+	trap 'rm -f "$CACHE/.apt-updated.$$"' EXIT
 	need_pkgs
 	build_initramfs "$CACHE/initramfs.cpio"
 	for k in "${kernels[@]}"; do
