@@ -334,56 +334,92 @@ out:
 
 /* ------------------------------------------------------------ terminal output */
 
-SEC("tracepoint/syscalls/sys_enter_write")
-int sessrec_write_enter(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int tty_enter(__u64 fd, __u64 buf, __u64 iovcnt)
 {
 	struct sessrec_stash st = {};
 	__u32 major, minor;
 
 	if (!session_lookup(NULL))
 		return 0;
-	if (!fd_pty_slave(ctx->args[0], &major, &minor))
+	if (!fd_pty_slave(fd, &major, &minor))
 		return 0;
-	st.a0 = ctx->args[1]; /* buf */
+	st.a0 = buf; /* the buffer, or the iovec array */
 	st.a1 = major;
 	st.a2 = minor;
+	st.a3 = iovcnt; /* 0: a plain write() */
 	stash_put(&st);
 	return 0;
 }
 
+SEC("tracepoint/syscalls/sys_enter_write")
+int sessrec_write_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return tty_enter(ctx->args[0], ctx->args[1], 0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_writev")
+int sessrec_writev_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	if (ctx->args[2] == 0)
+		return 0;
+	return tty_enter(ctx->args[0], ctx->args[1], ctx->args[2]);
+}
+
 struct tty_copy {
-	__u64 buf;
-	__u64 total;
-	__u64 off;
+	__u64 buf;    /* a plain write(): the buffer; writev(): the iovec array */
+	__u64 iovcnt; /* 0 for write() */
+	__u64 iov;    /* writev(): the current iovec */
+	__u64 iov_off;
+	__u64 total; /* bytes the syscall wrote */
+	__u64 off;   /* bytes handled so far */
 	__u64 cgid;
 };
 
-/* Copy one chunk of a write() into the ring buffer; 1 when there is no more. */
+/* Copy one chunk of a write() or writev() into the ring buffer; 1 when there is no more. */
 static __always_inline long tty_chunk(struct tty_copy *c)
 {
 	struct sessrec_session *s;
 	struct sessrec_tty *e;
-	__u64 len, cgid = c->cgid;
+	__u64 len, src, cgid = c->cgid;
 
 	if (c->off >= c->total)
 		return 1;
+	len = c->total - c->off;
+	if (c->iovcnt) {
+		struct iovec iov = {};
+
+		/* skip empty iovecs one step at a time (each step is one loop iteration) */
+		if (c->iov >= c->iovcnt ||
+		    bpf_probe_read_user(&iov, sizeof(iov), (void *)(c->buf + c->iov * sizeof(iov))))
+			return 1;
+		if (c->iov_off >= iov.iov_len) {
+			c->iov++;
+			c->iov_off = 0;
+			return 0;
+		}
+		if (len > iov.iov_len - c->iov_off)
+			len = iov.iov_len - c->iov_off;
+		src = (__u64)iov.iov_base + c->iov_off;
+	} else {
+		src = c->buf + c->off;
+	}
+	if (len > SESSREC_TTY_CHUNK)
+		len = SESSREC_TTY_CHUNK;
 	e = scratch_get();
 	s = bpf_map_lookup_elem(&sessrec_sessions, &cgid);
 	if (!e || !s)
 		return 1;
-	len = c->total - c->off;
-	if (len > SESSREC_TTY_CHUNK)
-		len = SESSREC_TTY_CHUNK;
 	e->offset = c->off;
 	e->len = len;
 	e->lost_total = s->lost_tty_bytes;
-	if (bpf_probe_read_user(e->data, len, (void *)(c->buf + c->off)) ||
+	if (bpf_probe_read_user(e->data, len, (void *)src) ||
 	    bpf_ringbuf_output(&sessrec_tty_rb, e, sizeof(*e) + len, 0)) {
 		__sync_fetch_and_add(&s->lost_tty_bytes, len);
 		__sync_fetch_and_add(&s->lost_events[SESSREC_CLASS_TERMINAL], 1);
 		count_lost(SESSREC_CLASS_TERMINAL, len);
 	}
 	c->off += len;
+	c->iov_off += len;
 	return 0;
 }
 
@@ -392,8 +428,7 @@ static long tty_chunk_cb(__u32 i, void *ctx)
 	return tty_chunk(ctx);
 }
 
-SEC("tracepoint/syscalls/sys_exit_write")
-int sessrec_write_exit(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int tty_exit(long ret)
 {
 	struct sessrec_session *s;
 	struct sessrec_stash *st;
@@ -405,7 +440,7 @@ int sessrec_write_exit(struct trace_event_raw_sys_exit *ctx)
 	st = stash_get();
 	if (!st)
 		return 0;
-	if (ctx->ret <= 0)
+	if (ret <= 0)
 		goto out;
 	if (!session_lookup(&cgid))
 		goto out;
@@ -416,18 +451,19 @@ int sessrec_write_exit(struct trace_event_raw_sys_exit *ctx)
 	e->tty_major = st->a1;
 	e->tty_minor = st->a2;
 	c.buf = st->a0;
-	c.total = ctx->ret;
+	c.iovcnt = st->a3;
+	c.total = ret;
 	c.cgid = cgid;
-	/* bpf_loop (5.17+) is verified once; older kernels copy fewer chunks per write() */
+	/* bpf_loop (5.17+) is verified once; older kernels copy fewer chunks per call */
 	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_loop)) {
-		bpf_loop(SESSREC_TTY_CHUNKS_MAX, tty_chunk_cb, &c, 0);
+		bpf_loop(SESSREC_TTY_CHUNKS_MAX * 2, tty_chunk_cb, &c, 0);
 	} else {
 		for (i = 0; i < 4; i++)
 			if (tty_chunk(&c))
 				break;
 	}
 	if (c.off < c.total) {
-		/* Longer than we copy from one write(): the rest is counted, not copied. */
+		/* More than we copy from one call: the rest is counted, not copied. */
 		s = bpf_map_lookup_elem(&sessrec_sessions, &cgid);
 		if (s) {
 			__sync_fetch_and_add(&s->lost_tty_bytes, c.total - c.off);
@@ -438,4 +474,16 @@ int sessrec_write_exit(struct trace_event_raw_sys_exit *ctx)
 out:
 	stash_del();
 	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_write")
+int sessrec_write_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return tty_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_writev")
+int sessrec_writev_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return tty_exit(ctx->ret);
 }

@@ -162,6 +162,9 @@ build_initramfs() {
 	# Every shared library the programs load, and the dynamic loader, at the paths ldd
 	# names (the loader looks in /lib/x86_64-linux-gnu itself; init sets
 	# LD_LIBRARY_PATH for the /usr/lib ones).
+	if ldd "$BUILD/bin/sessrec-agent" "$BUILD/bin/sessrec" | grep 'not found' >&2; then
+		die "the programs need libraries this machine lacks"
+	fi
 	for lib in $(ldd "$BUILD/bin/sessrec-agent" "$BUILD/bin/sessrec" |
 		sed -n -e 's/.*=> \(\/[^ ]*\) (.*/\1/p' -e 's/^[[:space:]]*\(\/[^ ]*\) (.*/\1/p' | sort -u); do
 		mkdir -p "$r$(dirname "$lib")"
@@ -247,6 +250,9 @@ main() {
 		[ -x "$BUILD/bin/$k" ] || die "$BUILD/bin/$k is missing: run make first"
 	done
 	mkdir -p "$CACHE"
+	# One run at a time per cache: the rootfs, initramfs and logs are shared.
+	exec 9>"$CACHE/.lock"
+	flock 9
 	# A checker that cannot fail proves nothing: test it first.
 	"$PY" "$KPY" self-test >"$CACHE/self-test.log" 2>&1 || {
 		cat "$CACHE/self-test.log" >&2
