@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "rec.h"
 
 #define AGENT_LABEL_KEY_MAX   63
 #define AGENT_LABEL_VALUE_MAX 255
@@ -180,7 +181,7 @@ static const struct conf_key agent_config_keys[] = {
     CONF_MAP("labels", AC, labels, n_labels, struct agent_label, key, value,
 	     .check = agent_config_check_label_key, .check_value = agent_config_check_label_value,
 	     .max_items = AGENT_LABELS_MAX),
-    CONF_SIZE("part_size", AC, part_size, 1u << 20, 4u << 10, 64u << 20),
+    CONF_SIZE("part_size", AC, part_size, 1u << 20, 4u << 10, REC_PART_SIZE_MAX),
     CONF_DURATION("part_interval", AC, part_interval, 5, 1, 3600),
     CONF_SECTION("enhanced_recording", agent_config_er_keys),
     /*

@@ -36,7 +36,6 @@
  * A part holds less than part_size plus one event; at this size its gzip body stays
  * under REC_PART_RAW_MAX even when incompressible, so every reader accepts it.
  */
-#define REC_PART_SIZE_MAX (REC_PART_RAW_MAX / 2)
 
 /* ------------------------------------------------------------ header */
 

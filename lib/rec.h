@@ -12,13 +12,14 @@
 
 #include "sessrec.pb-c.h"
 
-#define REC_MAGIC	 "SRECPRT1" /* 8 bytes at the start of every part */
-#define REC_VERSION	 1
-#define REC_HDR_SIZE	 112
-#define REC_FLAG_FINAL	 0x1u	     /* the last part of a finished recording */
-#define REC_EVENT_MAX	 (1u << 20)  /* largest event message accepted, bytes */
-#define REC_PART_RAW_MAX (64u << 20) /* largest uncompressed part accepted */
-#define REC_PART_DEFAULT (1u << 20)  /* writer flushes a part at this raw size */
+#define REC_MAGIC	  "SRECPRT1" /* 8 bytes at the start of every part */
+#define REC_VERSION	  1
+#define REC_HDR_SIZE	  112
+#define REC_FLAG_FINAL	  0x1u			 /* the last part of a finished recording */
+#define REC_EVENT_MAX	  (1u << 20)		 /* largest event message accepted, bytes */
+#define REC_PART_RAW_MAX  (64u << 20)		 /* largest uncompressed part accepted */
+#define REC_PART_DEFAULT  (1u << 20)		 /* writer flushes a part at this raw size */
+#define REC_PART_SIZE_MAX (REC_PART_RAW_MAX / 2) /* largest part a writer makes */
 
 /* The decoded fixed header of one part (all integers big endian on disk). */
 struct rec_part_hdr {

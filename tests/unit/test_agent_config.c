@@ -225,8 +225,8 @@ static void test_scalar_forms(void **state)
 	assert_true(c->er.enabled);
 	agent_config_free(c);
 
-	c = tc_load_ok("part_size: 64M\npart_interval: 1h\nenhanced_recording:\n  enabled: off\n");
-	assert_int_equal(c->part_size, 64u << 20);
+	c = tc_load_ok("part_size: 32M\npart_interval: 1h\nenhanced_recording:\n  enabled: off\n");
+	assert_int_equal(c->part_size, 32u << 20);
 	assert_int_equal(c->part_interval, 3600);
 	assert_false(c->er.enabled);
 	agent_config_free(c);
@@ -331,14 +331,14 @@ static void test_wrong_types(void **state)
 static void test_out_of_range(void **state)
 {
 	static const struct tc_case cases[] = {
-	    {"part_size: 1024\n", 1, "'part_size' must be between 4096 and 67108864, got 1024"},
-	    {"part_size: 0\n", 1, "'part_size' must be between 4096 and 67108864, got 0"},
-	    {"part_size: 128MiB\n", 1, "'part_size' must be between 4096 and 67108864, got 128MiB"},
-	    {"part_size: 4G\n", 1, "'part_size' must be between 4096 and 67108864, got 4G"},
+	    {"part_size: 1024\n", 1, "'part_size' must be between 4096 and 33554432, got 1024"},
+	    {"part_size: 0\n", 1, "'part_size' must be between 4096 and 33554432, got 0"},
+	    {"part_size: 128MiB\n", 1, "'part_size' must be between 4096 and 33554432, got 128MiB"},
+	    {"part_size: 4G\n", 1, "'part_size' must be between 4096 and 33554432, got 4G"},
 	    {"part_size: 99999999999999999999999\n", 1,
-	     "'part_size' must be between 4096 and 67108864, got 99999999999999999999999"},
+	     "'part_size' must be between 4096 and 33554432, got 99999999999999999999999"},
 	    {"part_size: 18446744073709551615G\n", 1,
-	     "'part_size' must be between 4096 and 67108864, got 18446744073709551615G"},
+	     "'part_size' must be between 4096 and 33554432, got 18446744073709551615G"},
 	    {"part_interval: 0\n", 1, "'part_interval' must be between 1 and 3600, got 0"},
 	    {"part_interval: 3601\n", 1, "'part_interval' must be between 1 and 3600, got 3601"},
 	    {"part_interval: 2h\n", 1, "'part_interval' must be between 1 and 3600, got 2h"},

@@ -21,8 +21,8 @@
 #include "../../agent/agent.h"
 #include "util.h"
 
-#define SID "0b7e8a9c-1d2e-4f30-8a4b-5c6d7e8f9a0b"
-#define CGID 4242
+#define SID	  "0b7e8a9c-1d2e-4f30-8a4b-5c6d7e8f9a0b"
+#define CGID	  4242
 #define OFFSET_NS 1700000000000000000LL /* mono -> UTC in these tests */
 
 struct fixture {
@@ -397,7 +397,8 @@ static void test_audit_lines_parse(void **state)
 		json_t *j = json_loads(line, 0, &jerr);
 
 		assert_non_null(j);
-		if (strcmp(json_string_value(json_object_get(j, "event")), "session.command") == 0) {
+		if (strcmp(json_string_value(json_object_get(j, "event")), "session.command") ==
+		    0) {
 			json_t *argv = json_object_get(j, "argv");
 
 			assert_int_equal(json_array_size(argv), 2);
