@@ -35,11 +35,17 @@ show() {
 echo
 echo "KMATRIX-BEGIN kernel=$(uname -r)"
 
+# How long the agent may take to come up (loading BPF under emulation is slow):
+# kmatrix.agent_wait=SECONDS on the kernel command line, default 30.
+wait_s=$(sed -n 's/.*kmatrix\.agent_wait=\([0-9][0-9]*\).*/\1/p' /proc/cmdline)
+wait_s=${wait_s:-30}
+
 sessrec-agent -c /etc/agent.yaml >/tmp/agent.log 2>&1 &
 agent=$!
 up=1
 i=0
-while [ $i -lt 300 ]; do # up to 30 s: loading BPF under emulation is slow
+t0=$(cut -d' ' -f1 /proc/uptime)
+while [ $i -lt $((wait_s * 10)) ]; do
 	if [ -S /run/sessrec/agent.sock ]; then
 		up=0
 		break
@@ -49,6 +55,7 @@ while [ $i -lt 300 ]; do # up to 30 s: loading BPF under emulation is slow
 	i=$((i + 1))
 done
 echo "KMATRIX-AGENT-STARTED rc=$up"
+echo "KMATRIX-AGENT-STARTUP from=$t0 to=$(cut -d' ' -f1 /proc/uptime) (uptime seconds)"
 
 if [ $up = 0 ]; then
 	# The recorded session: a successful exec (/bin/sh), a failed one (ENOENT), an

@@ -8,16 +8,18 @@
 #
 # Prints one "PASS <kernel> ..." or "FAIL <kernel> ..." line per kernel and exits 1 when
 # any failed. Environment: SESSREC_BUILD (programs in $SESSREC_BUILD/bin, default
-# <repo>/build), KMATRIX_CACHE (default $SESSREC_BUILD/kmatrix), KMATRIX_TIMEOUT (seconds
-# per boot, default 90), KMATRIX_MEM (guest memory, default 512M), KMATRIX_VERBOSE=1
-# (echo the guest console).
+# <repo>/build), KMATRIX_CACHE (default $SESSREC_BUILD/kmatrix), KMATRIX_AGENT_WAIT
+# (seconds the agent may take to load its programs in the guest, default 30),
+# KMATRIX_TIMEOUT (seconds per boot, default KMATRIX_AGENT_WAIT + 60), KMATRIX_MEM (guest
+# memory, default 512M), KMATRIX_VERBOSE=1 (echo the guest console).
 set -u -o pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BUILD=${SESSREC_BUILD:-$ROOT/build}
 CACHE=${KMATRIX_CACHE:-$BUILD/kmatrix}
-TIMEOUT=${KMATRIX_TIMEOUT:-90}
+AGENT_WAIT=${KMATRIX_AGENT_WAIT:-30}
+TIMEOUT=${KMATRIX_TIMEOUT:-$((AGENT_WAIT + 60))}
 MEM=${KMATRIX_MEM:-512M}
 PY=/usr/bin/python3
 KPY=$HERE/kmatrix.py
@@ -211,7 +213,7 @@ run_kernel() {
 	timeout -k 5 "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu max -smp 1 -m "$MEM" \
 		-nographic -nodefaults -no-user-config -serial stdio -no-reboot \
 		-kernel "$kimg" -initrd "$CACHE/initramfs.cpio" \
-		-append 'console=ttyS0 panic=-1 quiet' </dev/null >"$log" 2>&1
+		-append "console=ttyS0 panic=-1 quiet kmatrix.agent_wait=$AGENT_WAIT" </dev/null >"$log" 2>&1
 	local qrc=$?
 	t1=$(date +%s%N)
 	if [ "${KMATRIX_VERBOSE:-0}" = 1 ]; then
