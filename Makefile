@@ -23,7 +23,8 @@ Q = @
 msg = @printf '  %-9s %s\n' "$(1)" "$(2)";
 endif
 
-PKGS := libbpf libelf zlib libprotobuf-c yaml-0.1 jansson libcrypto uuid libmicrohttpd
+PKGS := libbpf libelf zlib libprotobuf-c yaml-0.1 jansson libcrypto uuid libmicrohttpd sqlite3 \
+	gnutls libcurl
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -51,15 +52,18 @@ VMLINUX_H := vmlinux/$(ARCH)/vmlinux.h
 LIB_SRCS := $(wildcard lib/*.c)
 AGENT_SRCS := $(filter-out agent/main.c,$(wildcard agent/*.c))
 CLI_SRCS := $(filter-out cli/main.c,$(wildcard cli/*.c))
+COLLECTOR_SRCS := $(filter-out collector/main.c,$(wildcard collector/*.c))
 OBJ := $(BUILD)/obj
 LIB_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(LIB_SRCS)) $(patsubst $(BUILD)/gen/%.c,$(OBJ)/gen/%.o,$(PROTO_C))
 AGENT_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(AGENT_SRCS))
 CLI_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(CLI_SRCS))
+COLLECTOR_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(COLLECTOR_SRCS))
 LIBSESSREC := $(BUILD)/lib/libsessrec.a
 LIBAGENT := $(BUILD)/lib/libagent.a
 LIBCLI := $(BUILD)/lib/libcli.a
+LIBCOLLECTOR := $(BUILD)/lib/libcollector.a
 
-BINS := $(BUILD)/bin/sessrec-agent $(BUILD)/bin/sessrec
+BINS := $(BUILD)/bin/sessrec-agent $(BUILD)/bin/sessrec $(BUILD)/bin/sessrec-collector
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 BENCH_SRCS := $(wildcard bench/*.c)
@@ -73,8 +77,9 @@ all: $(BINS) $(BENCH_BINS)
 # ---------------------------------------------------------------- deps
 DEB_PKGS := clang llvm make gcc pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev \
 	protobuf-c-compiler libprotobuf-c-dev libyaml-dev libjansson-dev libssl-dev uuid-dev \
-	libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev libcmocka-dev python3-pytest \
-	iproute2 clang-format util-linux procps
+	libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev libsqlite3-dev libcmocka-dev \
+	python3-pytest libclang-rt-14-dev iproute2 clang-format util-linux procps curl \
+	asciinema prometheus
 deps:
 	@missing=$$(dpkg-query -W -f='$${Package} $${Status}\n' $(DEB_PKGS) 2>/dev/null | \
 		awk '$$NF=="installed"{print $$1}' | sort > $(or $(TMPDIR),/tmp)/.sessrec-have; \
@@ -133,6 +138,9 @@ $(LIBAGENT): $(AGENT_OBJS)
 $(LIBCLI): $(CLI_OBJS)
 	$(call msg,AR,$@)
 	$(Q)mkdir -p $(dir $@) && rm -f $@ && ar rcs $@ $^
+$(LIBCOLLECTOR): $(COLLECTOR_OBJS)
+	$(call msg,AR,$@)
+	$(Q)mkdir -p $(dir $@) && rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/bin/sessrec-agent: $(OBJ)/agent/main.o $(LIBAGENT) $(LIBSESSREC)
 	$(call msg,LD,$@)
@@ -142,10 +150,17 @@ $(BUILD)/bin/sessrec: $(OBJ)/cli/main.o $(LIBCLI) $(LIBSESSREC)
 	$(call msg,LD,$@)
 	$(Q)mkdir -p $(dir $@) && $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/bin/sessrec-collector: $(OBJ)/collector/main.o $(LIBCOLLECTOR) $(LIBSESSREC)
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(dir $@) && $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # tests/unit/test_agent_*.c link the agent's modules, test_cli_*.c the CLI's,
 # every other test only lib/.
 TEST_LD = $(CC) $(CFLAGS) $(LDFLAGS) -Itests/unit -o $@ $(filter %.c %.a,$^) $(LDLIBS) -lcmocka
 $(BUILD)/tests/test_agent_%: tests/unit/test_agent_%.c $(LIBAGENT) $(LIBSESSREC) $(GEN_HDRS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(dir $@) && $(TEST_LD)
+$(BUILD)/tests/test_collector_%: tests/unit/test_collector_%.c $(LIBCOLLECTOR) $(LIBSESSREC) $(PROTO_H)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(dir $@) && $(TEST_LD)
 $(BUILD)/tests/test_cli_%: tests/unit/test_cli_%.c $(LIBCLI) $(LIBSESSREC) $(PROTO_H)

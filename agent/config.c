@@ -126,6 +126,19 @@ static int agent_config_check_label_value(const char *s, char *why, size_t whyle
 }
 
 /* Joined under cgroup_path, so it must stay below it: "a" or "a/b", never "..". */
+/* A directory of its own on a bpffs: /sys/fs/bpf/NAME. */
+static int agent_config_check_pin_path(const char *s, char *why, size_t whylen)
+{
+	const char *name = s + strlen("/sys/fs/bpf/");
+
+	if (strncmp(s, "/sys/fs/bpf/", strlen("/sys/fs/bpf/")) != 0 || !*name ||
+	    strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+		snprintf(why, whylen, "must be /sys/fs/bpf/NAME");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int agent_config_check_root_path(const char *s, char *why, size_t whylen)
 {
 	const char *p = s;
@@ -162,6 +175,8 @@ static const struct conf_key agent_config_er_keys[] = {
 		.flags = CONF_POW2),
     CONF_STRING("cgroup_path", AC, er.cgroup_path, "/cgroup2", .check = conf_check_abs_path),
     CONF_STRING("root_path", AC, er.root_path, "sessrec", .check = agent_config_check_root_path),
+    CONF_STRING("pin_path", AC, er.pin_path, "/sys/fs/bpf/sessrec",
+		.check = agent_config_check_pin_path),
     CONF_END,
 };
 

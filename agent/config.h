@@ -32,6 +32,7 @@ struct agent_config {
 		uint32_t terminal_buffer_size; /* default 1024 */
 		char *cgroup_path;	       /* default /cgroup2 */
 		char *root_path;	       /* default sessrec */
+		char *pin_path;		       /* default /sys/fs/bpf/sessrec */
 	} er;
 };
 

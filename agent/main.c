@@ -26,8 +26,11 @@
 #define AGENT_DEFAULT_CONFIG "/etc/sessrec/agent.yaml"
 #define AGENT_PIN_DIR	     "/sys/fs/bpf/sessrec"
 #define AGENT_TICK_MS	     200
-/* BPF pins and the cgroup root are node-wide: one agent per node, whatever its socket. */
-#define AGENT_LOCK "/run/sessrec-agent.lock"
+/*
+ * BPF pins and the cgroup root are node-wide: one agent per pin directory,
+ * whatever its socket. The default pin directory keeps the plain lock name.
+ */
+#define AGENT_LOCK_DIR "/run"
 
 static void usage(FILE *f)
 {
@@ -137,29 +140,35 @@ static int agent_session_level(const char *cgroup_path, const char *root_path, u
 	return err;
 }
 
-static int agent_lock(void)
+static int agent_lock(const char *pin_path)
 {
-	char buf[32], *other = NULL;
-	int fd = open(AGENT_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	const char *name = strrchr(pin_path, '/') + 1;
+	char buf[32], lock[PATH_MAX], *other = NULL;
+	int fd;
 
+	if (strcmp(name, "sessrec") == 0)
+		snprintf(lock, sizeof(lock), AGENT_LOCK_DIR "/sessrec-agent.lock");
+	else
+		snprintf(lock, sizeof(lock), AGENT_LOCK_DIR "/sessrec-agent-%s.lock", name);
+	fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
-		log_error("cannot open %s: %s", AGENT_LOCK, strerror(errno));
+		log_error("cannot open %s: %s", lock, strerror(errno));
 		return -errno;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		int err = -errno;
 
-		if (util_read_file(AGENT_LOCK, 31, &other, NULL) == 0)
+		if (util_read_file(lock, 31, &other, NULL) == 0)
 			other[strcspn(other, "\n")] = '\0';
-		log_error("another sessrec-agent is already running on this node (pid %s)",
-			  other && other[0] ? other : "unknown");
+		log_error("another sessrec-agent is already running on this node (pid %s, %s)",
+			  other && other[0] ? other : "unknown", lock);
 		free(other);
 		close(fd);
 		return err;
 	}
 	snprintf(buf, sizeof(buf), "%d\n", getpid());
 	if (ftruncate(fd, 0) < 0 || util_write_all(fd, buf, strlen(buf)))
-		log_warn("cannot write %s", AGENT_LOCK);
+		log_warn("cannot write %s", lock);
 	return fd; /* held until exit */
 }
 
@@ -265,6 +274,7 @@ static void agent_reload(struct agent *a)
 	    strcmp(n->metrics_listen, old->metrics_listen) ||
 	    strcmp(n->er.cgroup_path, old->er.cgroup_path) ||
 	    strcmp(n->er.root_path, old->er.root_path) ||
+	    strcmp(n->er.pin_path, old->er.pin_path) ||
 	    n->er.command_buffer_size != old->er.command_buffer_size ||
 	    n->er.disk_buffer_size != old->er.disk_buffer_size ||
 	    n->er.network_buffer_size != old->er.network_buffer_size ||
@@ -280,19 +290,21 @@ static void agent_reload(struct agent *a)
 	}
 	/* keep what only a restart can change */
 	{
-		char *keep[] = {n->socket, n->data_dir, n->metrics_listen, n->er.cgroup_path,
-				n->er.root_path};
+		char *keep[] = {n->socket,	   n->data_dir,	    n->metrics_listen,
+				n->er.cgroup_path, n->er.root_path, n->er.pin_path};
 
 		n->socket = old->socket;
 		n->data_dir = old->data_dir;
 		n->metrics_listen = old->metrics_listen;
 		n->er.cgroup_path = old->er.cgroup_path;
 		n->er.root_path = old->er.root_path;
+		n->er.pin_path = old->er.pin_path;
 		old->socket = keep[0];
 		old->data_dir = keep[1];
 		old->metrics_listen = keep[2];
 		old->er.cgroup_path = keep[3];
 		old->er.root_path = keep[4];
+		old->er.pin_path = keep[5];
 		n->er.command_buffer_size = old->er.command_buffer_size;
 		n->er.disk_buffer_size = old->er.disk_buffer_size;
 		n->er.network_buffer_size = old->er.network_buffer_size;
@@ -500,7 +512,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	log_set_level(lvl);
-	if (agent_preflight() || agent_lock() < 0)
+	if (agent_preflight() || agent_lock(a.cfg->er.pin_path) < 0)
 		goto out;
 	if (!a.cfg->er.enabled) {
 		log_error("enhanced_recording.enabled is false: nothing to do");
@@ -529,7 +541,7 @@ int main(int argc, char **argv)
 		log_error("cannot set up the event loop: %s", strerror(errno));
 		goto out;
 	}
-	if (agent_bpf_mounts(AGENT_PIN_DIR) || agent_mount_cgroup(a.cfg->er.cgroup_path))
+	if (agent_bpf_mounts(a.cfg->er.pin_path) || agent_mount_cgroup(a.cfg->er.cgroup_path))
 		goto out;
 	snprintf(a.cgroup_root, sizeof(a.cgroup_root), "%s/%s", a.cfg->er.cgroup_path,
 		 a.cfg->er.root_path);
@@ -548,7 +560,7 @@ int main(int argc, char **argv)
 	bo.pages[SESSREC_CLASS_DISK] = a.cfg->er.disk_buffer_size;
 	bo.pages[SESSREC_CLASS_NETWORK] = a.cfg->er.network_buffer_size;
 	bo.pages[SESSREC_CLASS_TERMINAL] = a.cfg->er.terminal_buffer_size;
-	bo.pin_dir = AGENT_PIN_DIR;
+	bo.pin_dir = a.cfg->er.pin_path;
 	bo.cb = agent_on_record;
 	bo.cb_ctx = &a;
 	if (agent_bpf_start(&a.bpf, &bo))

