@@ -71,7 +71,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
 .SECONDARY:
 .DELETE_ON_ERROR:
-.PHONY: all deps check unit unit-asan e2e fuzz bench vmlinux format format-check clean demo
+.PHONY: all deps check unit unit-asan e2e fuzz kmatrix bench vmlinux format format-check clean demo
 all: $(BINS) $(BENCH_BINS)
 
 # ---------------------------------------------------------------- deps
@@ -214,7 +214,12 @@ check: all
 	$(Q)$(MAKE) --no-print-directory unit-asan
 	$(Q)$(MAKE) --no-print-directory fuzz
 	$(Q)$(MAKE) --no-print-directory e2e
+	$(Q)$(MAKE) --no-print-directory kmatrix
 	$(Q)$(MAKE) --no-print-directory format-check
+
+# The BPF side on Debian's other kernels (6.1, 6.12) under QEMU.
+kmatrix: all
+	$(Q)SESSREC_BUILD=$(abspath $(BUILD)) tests/kmatrix/run.sh
 
 bench: all
 	$(Q)$(PYTHON) bench/run.py --build $(abspath $(BUILD))

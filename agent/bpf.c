@@ -38,31 +38,20 @@ struct agent_bpf {
 	long page_size;
 };
 
-/* Which programs belong to which attach path. The loader disables the others. */
-struct bpf_prog_path {
-	const char *name;
-	enum agent_bpf_strategy strategy;
-};
+/*
+ * Which attach path a program belongs to, from its section: tracepoints
+ * (syscalls, sched, tp_btf) or kernel-function hooks (fentry, fexit, kprobe).
+ * The loader disables the programs of the path it did not choose.
+ */
+static enum agent_bpf_strategy bpf_prog_strategy(const struct bpf_program *prog)
+{
+	const char *sec = bpf_program__section_name(prog);
 
-static const struct bpf_prog_path bpf_prog_paths[] = {
-    {"sessrec_execve_enter", AGENT_BPF_TRACEPOINT},
-    {"sessrec_execveat_enter", AGENT_BPF_TRACEPOINT},
-    {"sessrec_exec_done", AGENT_BPF_TRACEPOINT},
-    {"sessrec_execve_exit", AGENT_BPF_TRACEPOINT},
-    {"sessrec_execveat_exit", AGENT_BPF_TRACEPOINT},
-    {"sessrec_openat_enter", AGENT_BPF_TRACEPOINT},
-    {"sessrec_open_enter", AGENT_BPF_TRACEPOINT},
-    {"sessrec_creat_enter", AGENT_BPF_TRACEPOINT},
-    {"sessrec_openat2_enter", AGENT_BPF_TRACEPOINT},
-    {"sessrec_openat_exit", AGENT_BPF_TRACEPOINT},
-    {"sessrec_open_exit", AGENT_BPF_TRACEPOINT},
-    {"sessrec_creat_exit", AGENT_BPF_TRACEPOINT},
-    {"sessrec_openat2_exit", AGENT_BPF_TRACEPOINT},
-    {"sessrec_connect_enter", AGENT_BPF_TRACEPOINT},
-    {"sessrec_connect_exit", AGENT_BPF_TRACEPOINT},
-    {"sessrec_write_enter", AGENT_BPF_TRACEPOINT},
-    {"sessrec_write_exit", AGENT_BPF_TRACEPOINT},
-};
+	if (strncmp(sec, "fentry/", 7) == 0 || strncmp(sec, "fexit/", 6) == 0 ||
+	    strncmp(sec, "kprobe/", 7) == 0 || strncmp(sec, "kretprobe/", 10) == 0)
+		return AGENT_BPF_FENTRY;
+	return AGENT_BPF_TRACEPOINT;
+}
 
 static int bpf_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
@@ -259,15 +248,7 @@ int agent_bpf_start(struct agent_bpf **out, const struct agent_bpf_opts *opts)
 		}
 	}
 	bpf_object__for_each_program(prog, b->skel->obj)
-	{
-		const char *name = bpf_program__name(prog);
-		bool load = false;
-
-		for (size_t i = 0; i < sizeof(bpf_prog_paths) / sizeof(bpf_prog_paths[0]); i++)
-			if (strcmp(bpf_prog_paths[i].name, name) == 0)
-				load = bpf_prog_paths[i].strategy == b->strategy;
-		bpf_program__set_autoload(prog, load);
-	}
+	    bpf_program__set_autoload(prog, bpf_prog_strategy(prog) == b->strategy);
 	/* load */
 	err = sessrec__load(b->skel);
 	if (err) {

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -161,6 +162,101 @@ bad:
 	return -EINVAL;
 }
 
+static bool agent_config_loopback(const char *host, size_t len)
+{
+	char buf[64];
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (len == 0 || len >= sizeof(buf))
+		return false;
+	memcpy(buf, host, len);
+	buf[len] = '\0';
+	if (strcmp(buf, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, buf, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, buf, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+/*
+ * https://host[:port][/prefix]. Plain http only to a collector on this
+ * machine's loopback (its insecure_dev_mode): recordings never cross a network
+ * in the clear. "" means no collector.
+ */
+static int agent_config_check_url(const char *s, char *why, size_t whylen)
+{
+	const char *host, *end, *name, *rest;
+	size_t namelen;
+	bool tls;
+
+	if (!s[0])
+		return 0;
+	if (strncmp(s, "https://", 8) == 0) {
+		tls = true;
+		host = s + 8;
+	} else if (strncmp(s, "http://", 7) == 0) {
+		tls = false;
+		host = s + 7;
+	} else {
+		snprintf(why, whylen,
+			 "must start with https:// (http:// only for a collector on loopback)");
+		return -EINVAL;
+	}
+	if (agent_config_has_ctl(s) || strpbrk(s, " \"<>\\^`{|}?#")) {
+		snprintf(why, whylen, "must be a plain URL: no spaces, query or fragment");
+		return -EINVAL;
+	}
+	end = host + strcspn(host, "/");
+	if (memchr(host, '@', (size_t)(end - host))) {
+		snprintf(why, whylen, "must not carry a user name or password");
+		return -EINVAL;
+	}
+	if (host[0] == '[') {
+		const char *close = memchr(host, ']', (size_t)(end - host));
+
+		if (!close)
+			goto bad_host;
+		name = host + 1;
+		namelen = (size_t)(close - name);
+		rest = close + 1;
+	} else {
+		const char *colon = memchr(host, ':', (size_t)(end - host));
+
+		name = host;
+		rest = colon ? colon : end;
+		namelen = (size_t)(rest - name);
+	}
+	if (namelen == 0)
+		goto bad_host;
+	if (rest != end) {
+		unsigned long port = 0;
+		const char *p = rest + 1;
+
+		if (*rest != ':' || p == end || end - p > 5)
+			goto bad_host;
+		for (; p < end; p++) {
+			if (*p < '0' || *p > '9')
+				goto bad_host;
+			port = port * 10 + (unsigned long)(*p - '0');
+		}
+		if (port == 0 || port > 65535)
+			goto bad_host;
+	}
+	if (!tls && !agent_config_loopback(name, namelen)) {
+		snprintf(why, whylen,
+			 "http:// is only allowed for a collector on loopback (127.0.0.1, [::1], "
+			 "localhost): use https://");
+		return -EINVAL;
+	}
+	return 0;
+bad_host:
+	snprintf(why, whylen, "must be https://host[:port][/path] (IPv6 as [addr])");
+	return -EINVAL;
+}
+
+static const char *const agent_config_modes[] = {"async", "sync", NULL};
+
 #define AC struct agent_config
 
 static const struct conf_key agent_config_er_keys[] = {
@@ -177,6 +273,20 @@ static const struct conf_key agent_config_er_keys[] = {
     CONF_STRING("root_path", AC, er.root_path, "sessrec", .check = agent_config_check_root_path),
     CONF_STRING("pin_path", AC, er.pin_path, "/sys/fs/bpf/sessrec",
 		.check = agent_config_check_pin_path),
+    CONF_END,
+};
+
+static const struct conf_key agent_config_collector_keys[] = {
+    CONF_STRING("url", AC, collector.url, NULL, .flags = CONF_NULLABLE,
+		.check = agent_config_check_url),
+    CONF_STRING("ca_file", AC, collector.ca_file, NULL, .flags = CONF_NULLABLE,
+		.check = conf_check_abs_path),
+    CONF_STRING("cert_file", AC, collector.cert_file, NULL, .flags = CONF_NULLABLE,
+		.check = conf_check_abs_path),
+    CONF_STRING("key_file", AC, collector.key_file, NULL, .flags = CONF_NULLABLE,
+		.check = conf_check_abs_path),
+    CONF_STRING("mode", AC, collector.mode, "async", .choices = agent_config_modes),
+    CONF_DURATION("sync_grace_period", AC, collector.sync_grace_period, 30, 1, 3600),
     CONF_END,
 };
 
@@ -199,12 +309,7 @@ static const struct conf_key agent_config_keys[] = {
     CONF_SIZE("part_size", AC, part_size, 1u << 20, 4u << 10, REC_PART_SIZE_MAX),
     CONF_DURATION("part_interval", AC, part_interval, 5, 1, 3600),
     CONF_SECTION("enhanced_recording", agent_config_er_keys),
-    /*
-     * Reserved: "collector" (upload URL, mTLS files, async/sync mode, grace
-     * period) gets its own sub-table here, CONF_SECTION("collector", ...),
-     * with fields in struct agent_config, when the uploader lands. Until
-     * then it is rejected as an unknown key rather than silently ignored.
-     */
+    CONF_SECTION("collector", agent_config_collector_keys),
     CONF_END,
 };
 
@@ -246,6 +351,35 @@ int agent_config_defaults(struct agent_config **out)
 	return 0;
 }
 
+bool agent_config_has_collector(const struct agent_config *c)
+{
+	return c->collector.url && c->collector.url[0];
+}
+
+bool agent_config_sync(const struct agent_config *c)
+{
+	return agent_config_has_collector(c) && strcmp(c->collector.mode, "sync") == 0;
+}
+
+/* What no single key can check: TLS needs the node's certificate. */
+static int agent_config_check_collector(const struct agent_config *c, const char *name, char *err,
+					size_t errlen)
+{
+	const struct agent_collector_conf *k = &c->collector;
+
+	if (!agent_config_has_collector(c) || strncmp(k->url, "https://", 8) != 0)
+		return 0;
+	if (!k->cert_file || !k->key_file) {
+		if (err && errlen)
+			snprintf(err, errlen,
+				 "%s: collector: cert_file and key_file (the node's client "
+				 "certificate) are required with an https url",
+				 name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int agent_config_load(const char *path, struct agent_config **out, char *err, size_t errlen)
 {
 	struct agent_config *c = NULL;
@@ -264,6 +398,9 @@ int agent_config_load(const char *path, struct agent_config **out, char *err, si
 		if (ret)
 			goto out;
 	}
+	ret = agent_config_check_collector(c, path ? path : "defaults", err, errlen);
+	if (ret)
+		goto out;
 	/* Only a fully valid config leaves here; *out is untouched otherwise. */
 	*out = c;
 	c = NULL;

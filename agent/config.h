@@ -12,6 +12,16 @@ struct agent_label {
 	char *value;
 };
 
+/* Where recordings go (the "collector" section). No url: they stay local. */
+struct agent_collector_conf {
+	char *url;		    /* https://host:port[/prefix]; NULL or "": no collector */
+	char *ca_file;		    /* CA of the collector's certificate; NULL: the system's */
+	char *cert_file;	    /* the node's client certificate (PEM) */
+	char *key_file;		    /* its key (PEM) */
+	char *mode;		    /* async (default) or sync */
+	uint32_t sync_grace_period; /* seconds; default 30 */
+};
+
 struct agent_config {
 	char *node_name;      /* default: the host name */
 	char *data_dir;	      /* default: /var/lib/sessrec */
@@ -34,7 +44,13 @@ struct agent_config {
 		char *root_path;	       /* default sessrec */
 		char *pin_path;		       /* default /sys/fs/bpf/sessrec */
 	} er;
+	struct agent_collector_conf collector;
 };
+
+/* A collector is configured (collector.url set). */
+bool agent_config_has_collector(const struct agent_config *c);
+/* Sync mode: parts stream while sessions run. */
+bool agent_config_sync(const struct agent_config *c);
 
 /*
  * Load and validate a config file into a fresh struct. On error returns

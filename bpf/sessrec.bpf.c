@@ -118,21 +118,29 @@ static __always_inline int exec_exit(long ret)
 	e->retval = ret;
 	e->flags = 0;
 	argv = (const char *const *)st->a1;
+	/*
+	 * The running offset lives in the stash (map memory), so that each
+	 * iteration starts from a value the verifier knows nothing about and one
+	 * check bounds it; a register would carry bounds that older verifiers
+	 * turn into impossible ranges on branches that cannot be taken.
+	 */
+	st->a2 = 0;
 	for (i = 0; i < SESSREC_ARGS_MAX; i++) {
 		const char *arg = NULL;
 
 		if (!argv || bpf_probe_read_user(&arg, sizeof(arg), &argv[i]) || !arg)
 			break;
+		off = *(volatile __u64 *)&st->a2;
 		if (off >= SESSREC_ARGS_SIZE - 1) {
 			e->flags |= SESSREC_EXEC_F_ARGS_TRUNC;
 			break;
 		}
-		n = bpf_probe_read_user_str(&e->data[off & (SESSREC_ARGS_SIZE - 1)],
-					    SESSREC_ARG_MAX, arg);
+		n = bpf_probe_read_user_str(&e->data[off], SESSREC_ARG_MAX, arg);
 		if (n <= 0)
 			break;
-		off += n;
+		*(volatile __u64 *)&st->a2 = off + n;
 	}
+	off = *(volatile __u64 *)&st->a2;
 	if (i == SESSREC_ARGS_MAX)
 		e->flags |= SESSREC_EXEC_F_ARGS_TRUNC;
 	if (off > SESSREC_ARGS_SIZE) {
@@ -142,8 +150,14 @@ static __always_inline int exec_exit(long ret)
 	}
 	e->argc = i;
 	e->args_len = off;
-	n = bpf_probe_read_user_str(&e->data[off & (SESSREC_ARGS_SIZE * 2 - 1)], SESSREC_PATH_MAX,
-				    (const char *)st->a0);
+	/*
+	 * clang knows off <= SESSREC_ARGS_SIZE here and drops any mask or check;
+	 * older verifiers then lose the bound. Hide the value and check again.
+	 */
+	asm volatile("" : "+r"(off));
+	if (off > SESSREC_ARGS_SIZE)
+		off = SESSREC_ARGS_SIZE;
+	n = bpf_probe_read_user_str(&e->data[off], SESSREC_PATH_MAX, (const char *)st->a0);
 	e->path_len = n > 0 ? n : 0;
 	emit(&sessrec_cmd_rb, e, sizeof(*e) + off + e->path_len, SESSREC_CLASS_COMMAND, cgid);
 out:
@@ -365,25 +379,17 @@ int sessrec_writev_enter(struct trace_event_raw_sys_enter *ctx)
 	return tty_enter(ctx->args[0], ctx->args[1], ctx->args[2]);
 }
 
-struct tty_copy {
-	__u64 buf;    /* a plain write(): the buffer; writev(): the iovec array */
-	__u64 iovcnt; /* 0 for write() */
-	__u64 iov;    /* writev(): the current iovec */
-	__u64 iov_off;
-	__u64 total; /* bytes the syscall wrote */
-	__u64 off;   /* bytes handled so far */
-	__u64 cgid;
-};
-
 /* Copy one chunk of a write() or writev() into the ring buffer; 1 when there is no more. */
-static __always_inline long tty_chunk(struct tty_copy *c)
+static __always_inline long tty_chunk(void)
 {
+	struct tty_copy *c = loop_state(SESSREC_LOOP_TTY);
 	struct sessrec_session *s;
 	struct sessrec_tty *e;
-	__u64 len, src, cgid = c->cgid;
+	__u64 len, src, cgid;
 
-	if (c->off >= c->total)
+	if (!c || c->off >= c->total)
 		return 1;
+	cgid = c->cgid;
 	len = c->total - c->off;
 	if (c->iovcnt) {
 		struct iovec iov = {};
@@ -425,7 +431,7 @@ static __always_inline long tty_chunk(struct tty_copy *c)
 
 static long tty_chunk_cb(__u32 i, void *ctx)
 {
-	return tty_chunk(ctx);
+	return tty_chunk();
 }
 
 static __always_inline int tty_exit(long ret)
@@ -433,9 +439,8 @@ static __always_inline int tty_exit(long ret)
 	struct sessrec_session *s;
 	struct sessrec_stash *st;
 	struct sessrec_tty *e;
-	struct tty_copy c = {};
-	__u64 cgid;
-	int i;
+	struct tty_copy *c;
+	__u64 cgid, left;
 
 	st = stash_get();
 	if (!st)
@@ -445,31 +450,33 @@ static __always_inline int tty_exit(long ret)
 	if (!session_lookup(&cgid))
 		goto out;
 	e = scratch_get();
-	if (!e)
+	c = loop_state(SESSREC_LOOP_TTY);
+	if (!e || !c)
 		goto out;
 	fill_hdr(&e->hdr, SESSREC_EV_TTY, cgid);
 	e->tty_major = st->a1;
 	e->tty_minor = st->a2;
-	c.buf = st->a0;
-	c.iovcnt = st->a3;
-	c.total = ret;
-	c.cgid = cgid;
-	/* bpf_loop (5.17+) is verified once; older kernels copy fewer chunks per call */
-	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_loop)) {
-		bpf_loop(SESSREC_TTY_CHUNKS_MAX * 2, tty_chunk_cb, &c, 0);
-	} else {
-		for (i = 0; i < 4; i++)
-			if (tty_chunk(&c))
-				break;
-	}
-	if (c.off < c.total) {
+	c->buf = st->a0;
+	c->iovcnt = st->a3;
+	c->iov = 0;
+	c->iov_off = 0;
+	c->total = ret;
+	c->off = 0;
+	c->cgid = cgid;
+	/* bpf_loop (5.17+); older kernels copy one chunk per call and count the rest */
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_loop))
+		bpf_loop(SESSREC_TTY_CHUNKS_MAX * 2, tty_chunk_cb, NULL, 0);
+	else
+		tty_chunk();
+	left = c->total > c->off ? c->total - c->off : 0;
+	if (left) {
 		/* More than we copy from one call: the rest is counted, not copied. */
 		s = bpf_map_lookup_elem(&sessrec_sessions, &cgid);
 		if (s) {
-			__sync_fetch_and_add(&s->lost_tty_bytes, c.total - c.off);
+			__sync_fetch_and_add(&s->lost_tty_bytes, left);
 			__sync_fetch_and_add(&s->lost_events[SESSREC_CLASS_TERMINAL], 1);
 		}
-		count_lost(SESSREC_CLASS_TERMINAL, c.total - c.off);
+		count_lost(SESSREC_CLASS_TERMINAL, left);
 	}
 out:
 	stash_del();

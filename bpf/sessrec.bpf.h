@@ -31,6 +31,40 @@ struct sessrec_scratch {
 	__u8 buf[SESSREC_SCRATCH_SIZE];
 };
 
+/* bpf_loop state: a terminal write being copied chunk by chunk. */
+struct tty_copy {
+	__u64 buf;    /* a plain write(): the buffer; writev(): the iovec array */
+	__u64 iovcnt; /* 0 for write() */
+	__u64 iov;    /* writev(): the current iovec */
+	__u64 iov_off;
+	__u64 total; /* bytes the syscall wrote */
+	__u64 off;   /* bytes handled so far */
+	__u64 cgid;
+};
+
+/* bpf_loop state: a path being resolved from a dentry up to the root. */
+struct path_walk {
+	__u64 d;   /* struct dentry * */
+	__u64 vm;  /* struct vfsmount * */
+	__u64 mnt; /* struct mount * */
+	__u64 root_d;
+	__u64 root_vm;
+	__u32 pos;    /* components are written backwards, ending at SESSREC_PATH_MAX */
+	__s32 failed; /* 1: the path could not be resolved */
+	__s32 done;
+	__u32 pad;
+};
+
+enum sessrec_loop_kind {
+	SESSREC_LOOP_TTY = 0,
+	SESSREC_LOOP_PATH = 1,
+};
+
+union sessrec_loop {
+	struct tty_copy tty;
+	struct path_walk walk;
+};
+
 /* Level of the session cgroups in the cgroup v2 hierarchy (set before load). */
 const volatile __u32 session_level = 2;
 
@@ -82,6 +116,19 @@ struct {
 	__type(value, struct sessrec_stash);
 } sessrec_stash SEC(".maps");
 
+/*
+ * bpf_loop callbacks keep their state here, not on the stack: newer
+ * verifiers check a callback until its states converge, and state in map
+ * memory is not tracked (it converges at once), while a precise counter on
+ * the stack makes every iteration a new state.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, union sessrec_loop);
+} sessrec_loop SEC(".maps");
+
 /* Per-CPU space to build an event before copying it into a ring buffer:
  * records are variable-sized, so only the bytes used are copied. */
 struct {
@@ -132,6 +179,11 @@ static __always_inline void *scratch_get(void)
 	__u32 zero = 0;
 
 	return bpf_map_lookup_elem(&sessrec_scratch, &zero);
+}
+
+static __always_inline void *loop_state(__u32 kind)
+{
+	return bpf_map_lookup_elem(&sessrec_loop, &kind);
 }
 
 static __always_inline char *pathbuf_get(void)
@@ -223,34 +275,27 @@ static __always_inline bool fd_pty_slave(__u64 fd, __u32 *major, __u32 *minor)
 	return *major >= SESSREC_PTY_SLAVE_MAJOR_FIRST && *major <= SESSREC_PTY_SLAVE_MAJOR_LAST;
 }
 
-struct path_walk {
-	struct dentry *d;
-	struct vfsmount *vm;
-	struct mount *mnt;
-	struct dentry *root_d;
-	struct vfsmount *root_vm;
-	__u32 pos;  /* components are written backwards, ending at SESSREC_PATH_MAX */
-	int failed; /* 1: the path could not be resolved */
-	int done;
-};
-
 /* One step up the tree: a name, or a mount crossing. Returns 1 to stop. */
 static long path_walk_step(__u32 i, void *ctx)
 {
-	struct path_walk *w = ctx;
-	/* locals: CO-RE reads must not relocate against our own struct */
-	struct dentry *d = w->d, *parent;
-	struct vfsmount *vm = w->vm;
-	struct mount *mnt = w->mnt, *mnt_parent;
+	struct path_walk *w = loop_state(SESSREC_LOOP_PATH);
+	struct dentry *d, *parent;
+	struct vfsmount *vm;
+	struct mount *mnt, *mnt_parent;
 	struct qstr name;
 	char *buf = pathbuf_get();
 	__u32 len, pos;
 
+	if (!w)
+		return 1;
 	if (!buf) {
 		w->failed = 1;
 		return 1;
 	}
-	if (d == w->root_d && vm == w->root_vm) {
+	d = (struct dentry *)w->d;
+	vm = (struct vfsmount *)w->vm;
+	mnt = (struct mount *)w->mnt;
+	if (w->d == w->root_d && w->vm == w->root_vm) {
 		w->done = 1;
 		return 1;
 	}
@@ -261,9 +306,9 @@ static long path_walk_step(__u32 i, void *ctx)
 			w->done = 1; /* the top of the mount tree */
 			return 1;
 		}
-		w->d = BPF_CORE_READ(mnt, mnt_mountpoint);
-		w->mnt = mnt_parent;
-		w->vm = (struct vfsmount *)__builtin_preserve_access_index(&mnt_parent->mnt);
+		w->d = (__u64)BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->mnt = (__u64)mnt_parent;
+		w->vm = (__u64)__builtin_preserve_access_index(&mnt_parent->mnt);
 		return 0;
 	}
 	name = BPF_CORE_READ(d, d_name);
@@ -281,7 +326,7 @@ static long path_walk_step(__u32 i, void *ctx)
 	pos -= 1;
 	buf[pos & (SESSREC_PATH_MAX - 1)] = '/';
 	w->pos = pos;
-	w->d = parent;
+	w->d = (__u64)parent;
 	return 0;
 }
 
@@ -296,25 +341,29 @@ static long path_walk_step(__u32 i, void *ctx)
 static __always_inline long fd_path(__u64 fd, __u8 *out)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	struct path_walk *w = loop_state(SESSREC_LOOP_PATH);
 	struct file *f = fd_file(fd);
-	struct path_walk w = {};
 	char *buf = pathbuf_get();
+	struct vfsmount *vm;
 	__u32 len, pos;
 
 	if (!bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_loop))
 		return 0;
-	if (!f || !buf)
+	if (!f || !buf || !w)
 		return 0;
-	w.d = BPF_CORE_READ(f, f_path.dentry);
-	w.vm = BPF_CORE_READ(f, f_path.mnt);
-	w.root_d = BPF_CORE_READ(task, fs, root.dentry);
-	w.root_vm = BPF_CORE_READ(task, fs, root.mnt);
-	w.mnt = container_of(w.vm, struct mount, mnt);
-	w.pos = SESSREC_PATH_MAX;
-	bpf_loop(SESSREC_PATH_DEPTH, path_walk_step, &w, 0);
-	if (w.failed || !w.done)
+	vm = BPF_CORE_READ(f, f_path.mnt);
+	w->d = (__u64)BPF_CORE_READ(f, f_path.dentry);
+	w->vm = (__u64)vm;
+	w->root_d = (__u64)BPF_CORE_READ(task, fs, root.dentry);
+	w->root_vm = (__u64)BPF_CORE_READ(task, fs, root.mnt);
+	w->mnt = (__u64)container_of(vm, struct mount, mnt);
+	w->pos = SESSREC_PATH_MAX;
+	w->failed = 0;
+	w->done = 0;
+	bpf_loop(SESSREC_PATH_DEPTH, path_walk_step, NULL, 0);
+	if (w->failed || !w->done)
 		return 0;
-	pos = w.pos;
+	pos = w->pos;
 	if (pos == SESSREC_PATH_MAX) {
 		pos -= 1;
 		buf[pos & (SESSREC_PATH_MAX - 1)] = '/';

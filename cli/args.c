@@ -2,12 +2,14 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 void cli_err(const char *fmt, ...)
@@ -227,4 +229,151 @@ size_t cli_eof_seq(const struct termios *t, bool line_open, char out[2])
 	out[0] = (char)c;
 	out[1] = (char)c;
 	return (t->c_lflag & ICANON) && line_open ? 2 : 1;
+}
+
+static bool cli_digits(const char *s, size_t n, int *out)
+{
+	int v = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
+static int cli_days_in_month(int year, int month)
+{
+	static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+
+	return month == 2 && leap ? 29 : days[month - 1];
+}
+
+int cli_parse_rfc3339(const char *s, int64_t *out_ns)
+{
+	struct tm tm = {0};
+	int year, mon, day, hour = 0, min = 0, sec = 0, oh, om, off = 0;
+	int64_t frac = 0, scale = 100000000;
+	const char *p;
+	time_t t;
+
+	if (strlen(s) < 10 || !cli_digits(s, 4, &year) || s[4] != '-' ||
+	    !cli_digits(s + 5, 2, &mon) || s[7] != '-' || !cli_digits(s + 8, 2, &day))
+		return -EINVAL;
+	if (year < 1970 || mon < 1 || mon > 12 || day < 1 || day > cli_days_in_month(year, mon))
+		return -EINVAL;
+	p = s + 10;
+	if (*p) {
+		if ((*p != 'T' && *p != 't' && *p != ' ') || strlen(p) < 10 ||
+		    !cli_digits(p + 1, 2, &hour) || p[3] != ':' || !cli_digits(p + 4, 2, &min) ||
+		    p[6] != ':' || !cli_digits(p + 7, 2, &sec))
+			return -EINVAL;
+		if (hour > 23 || min > 59 || sec > 60)
+			return -EINVAL;
+		p += 9;
+		if (*p == '.') {
+			if (p[1] < '0' || p[1] > '9')
+				return -EINVAL;
+			for (p++; *p >= '0' && *p <= '9'; p++) {
+				frac += (*p - '0') * scale;
+				scale /= 10;
+			}
+		}
+		if (*p == 'Z' || *p == 'z') {
+			p++;
+		} else if ((*p == '+' || *p == '-') && strlen(p) == 6 &&
+			   cli_digits(p + 1, 2, &oh) && p[3] == ':' && cli_digits(p + 4, 2, &om) &&
+			   oh <= 23 && om <= 59) {
+			off = (oh * 60 + om) * 60 * (*p == '-' ? -1 : 1);
+			p += 6;
+		} else {
+			return -EINVAL;
+		}
+		if (*p)
+			return -EINVAL;
+	}
+	tm.tm_year = year - 1900;
+	tm.tm_mon = mon - 1;
+	tm.tm_mday = day;
+	tm.tm_hour = hour;
+	tm.tm_min = min;
+	tm.tm_sec = sec;
+	t = timegm(&tm);
+	if (t == (time_t)-1 || (int64_t)t - off < 0)
+		return -EINVAL;
+	*out_ns = ((int64_t)t - off) * 1000000000LL + frac;
+	return 0;
+}
+
+int cli_parse_time(const char *s, int64_t now_ns, int64_t *out_ns)
+{
+	/* 100 years: more than any recording is old, and far from overflowing */
+	const int64_t max_s = 100LL * 366 * 86400;
+	const char *p = s;
+	int64_t total = 0;
+
+	if (strcmp(s, "now") == 0) {
+		*out_ns = now_ns;
+		return 0;
+	}
+	if (cli_parse_rfc3339(s, out_ns) == 0)
+		return 0;
+	if (!*p)
+		return -EINVAL;
+	while (*p) {
+		int64_t v = 0, unit;
+		size_t nd = 0;
+
+		for (; *p >= '0' && *p <= '9'; p++, nd++) {
+			if (nd >= 9)
+				return -EINVAL;
+			v = v * 10 + (*p - '0');
+		}
+		switch (nd ? *p : '\0') {
+		case 's':
+			unit = 1;
+			break;
+		case 'm':
+			unit = 60;
+			break;
+		case 'h':
+			unit = 3600;
+			break;
+		case 'd':
+			unit = 86400;
+			break;
+		case 'w':
+			unit = 7 * 86400;
+			break;
+		default:
+			return -EINVAL;
+		}
+		p++;
+		total += v * unit;
+		if (total > max_s)
+			return -EINVAL;
+	}
+	if (total * 1000000000LL > now_ns)
+		return -EINVAL;
+	*out_ns = now_ns - total * 1000000000LL;
+	return 0;
+}
+
+void cli_fmt_duration(int64_t ms, char *buf, size_t len)
+{
+	int64_t s = ms / 1000;
+
+	if (ms < 0)
+		snprintf(buf, len, "-");
+	else if (ms < 60000)
+		snprintf(buf, len, "%" PRId64 ".%" PRId64 "s", s, ms % 1000 / 100);
+	else if (s < 3600)
+		snprintf(buf, len, "%" PRId64 "m%02" PRId64 "s", s / 60, s % 60);
+	else if (s < 86400)
+		snprintf(buf, len, "%" PRId64 "h%02" PRId64 "m", s / 3600, s % 3600 / 60);
+	else
+		snprintf(buf, len, "%" PRId64 "d%02" PRId64 "h", s / 86400, s % 86400 / 3600);
 }

@@ -174,12 +174,7 @@ static bool cli_plain_char(unsigned char c)
 	       (c && strchr("_@%+=:,./-", c));
 }
 
-/*
- * s as a shell word: bare when it needs no quoting, in '...' when it is
- * printable, else in $'...' with escapes, so that control characters from a
- * recording never reach the terminal raw.
- */
-static void cli_put_word(FILE *f, const char *s)
+void cli_fput_word(FILE *f, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	bool plain = *p != 0, printable = true;
@@ -236,16 +231,16 @@ static void cli_put_word(FILE *f, const char *s)
 	fputc('\'', f);
 }
 
-static void cli_put_argv(FILE *f, char **argv, size_t n)
+void cli_fput_argv(FILE *f, char *const *argv, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (i)
 			fputc(' ', f);
-		cli_put_word(f, argv[i]);
+		cli_fput_word(f, argv[i]);
 	}
 }
 
-static void cli_put_rc(FILE *f, int32_t rc)
+void cli_fput_rc(FILE *f, int32_t rc)
 {
 	const char *name = rc < 0 && rc > INT32_MIN ? strerrorname_np(-rc) : NULL;
 
@@ -259,7 +254,7 @@ static void cli_put_rc(FILE *f, int32_t rc)
 static void cli_put_word_or_unknown(FILE *f, const char *s)
 {
 	if (*s)
-		cli_put_word(f, s);
+		cli_fput_word(f, s);
 	else
 		fputc('?', f);
 }
@@ -279,7 +274,7 @@ static void cli_put_endpoint(FILE *f, const char *addr, uint32_t port)
 	} else {
 		if (v6)
 			fputc('[', f);
-		cli_put_word(f, addr);
+		cli_fput_word(f, addr);
 		if (v6)
 			fputc(']', f);
 	}
@@ -289,17 +284,17 @@ static void cli_put_endpoint(FILE *f, const char *addr, uint32_t port)
 static void cli_put_start(FILE *f, const Sessrec__SessionStart *s)
 {
 	fputs("sid=", f);
-	cli_put_word(f, s->sid);
+	cli_fput_word(f, s->sid);
 	fputs(" user=", f);
-	cli_put_word(f, s->user);
+	cli_fput_word(f, s->user);
 	fputs(" login=", f);
-	cli_put_word(f, s->login);
+	cli_fput_word(f, s->login);
 	fputs(" kind=", f);
-	cli_put_word(f, s->kind);
+	cli_fput_word(f, s->kind);
 	fprintf(f, " size=%" PRIu32 "x%" PRIu32, s->cols, s->rows);
 	if (s->n_initial_command) {
 		fputs(": ", f);
-		cli_put_argv(f, s->initial_command, s->n_initial_command);
+		cli_fput_argv(f, s->initial_command, s->n_initial_command);
 	}
 }
 
@@ -315,7 +310,7 @@ static void cli_put_end(FILE *f, const Sessrec__SessionEnd *e)
 		fprintf(f, " duration=%" PRId64 ".%03" PRId64 "s", d / 1000000000,
 			d % 1000000000 / 1000000);
 	fputs(" reason=", f);
-	cli_put_word(f, e->reason);
+	cli_fput_word(f, e->reason);
 }
 
 static void cli_put_body(FILE *f, const Sessrec__Event *ev)
@@ -331,20 +326,20 @@ static void cli_put_body(FILE *f, const Sessrec__Event *ev)
 		break;
 	case SESSREC__EVENT__BODY_COMMAND:
 		cli_put_proc(f, ev->command->program, ev->command->pid);
-		cli_put_rc(f, ev->command->return_code);
+		cli_fput_rc(f, ev->command->return_code);
 		fputc(' ', f);
 		if (ev->command->n_argv)
-			cli_put_argv(f, ev->command->argv, ev->command->n_argv);
+			cli_fput_argv(f, ev->command->argv, ev->command->n_argv);
 		else
-			cli_put_word(f, ev->command->path);
+			cli_fput_word(f, ev->command->path);
 		if (ev->command->argv_truncated)
 			fputs(" [truncated]", f);
 		break;
 	case SESSREC__EVENT__BODY_DISK:
 		cli_put_proc(f, ev->disk->program, ev->disk->pid);
-		cli_put_rc(f, ev->disk->return_code);
+		cli_fput_rc(f, ev->disk->return_code);
 		fputc(' ', f);
-		cli_put_word(f, ev->disk->path);
+		cli_fput_word(f, ev->disk->path);
 		if (cli_open_flags_str(ev->disk->flags, flags, sizeof(flags)) == 0)
 			fprintf(f, " %s", flags);
 		else
@@ -352,7 +347,7 @@ static void cli_put_body(FILE *f, const Sessrec__Event *ev)
 		break;
 	case SESSREC__EVENT__BODY_NETWORK:
 		cli_put_proc(f, ev->network->program, ev->network->pid);
-		cli_put_rc(f, ev->network->return_code);
+		cli_fput_rc(f, ev->network->return_code);
 		fputc(' ', f);
 		cli_put_word_or_unknown(f, ev->network->protocol);
 		fputc(' ', f);
@@ -374,6 +369,28 @@ static void cli_put_body(FILE *f, const Sessrec__Event *ev)
 		fputs("(unknown event)", f);
 		break;
 	}
+}
+
+int cli_argv_string(char *const *argv, size_t n, char **out)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+	int err = 0;
+
+	f = open_memstream(&buf, &len);
+	if (!f)
+		return -ENOMEM;
+	cli_fput_argv(f, argv, n);
+	if (ferror(f))
+		err = -ENOMEM;
+	if (fclose(f) != 0)
+		err = -ENOMEM;
+	if (err)
+		free(buf);
+	else
+		*out = buf;
+	return err;
 }
 
 int cli_event_line(const Sessrec__Event *ev, char **out)

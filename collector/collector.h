@@ -151,4 +151,61 @@ int collector_session_complete(struct store *st, const struct store_ops *ops, co
 			       const char *node, uint32_t parts, const char *end_json,
 			       int *status, char *why, size_t whylen);
 
+/*
+ * ================================================================ added for http.c, ca.c, token.c
+ * Declarations of the server, bootstrap and token modules (and two config
+ * helpers); nothing above this line changed.
+ */
+
+/* ------------------------------------------------------------ config.c helpers */
+
+/* Split "host:port" or "[v6]:port" (port 1-65535) into host (no brackets) and port. 0/-EINVAL. */
+int collector_listen_split(const char *listen, char *host, size_t hostlen, uint16_t *port);
+/* true for "localhost", 127.0.0.0/8 and ::1. */
+bool collector_host_is_loopback(const char *host);
+
+/* ------------------------------------------------------------ http.c: the HTTP(S) server */
+
+struct collector_http;
+
+/*
+ * Listen on cfg->listen and serve docs/api.md from threads of libmicrohttpd.
+ * cfg, st and ops must outlive the server. Errors are logged. 0 or -errno.
+ */
+int collector_http_start(struct collector_http **out, const struct collector_config *cfg,
+			 struct store *st, const struct store_ops *ops);
+/*
+ * Stop accepting connections, end follow streams, wait at most timeout_s for
+ * requests in flight to finish, then stop and free. Accepts NULL.
+ */
+void collector_http_stop(struct collector_http *h, unsigned int timeout_s);
+
+/* ------------------------------------------------------------ token.c: bearer tokens */
+
+#define COLLECTOR_TOKEN_PREFIX "srt_"
+#define COLLECTOR_TOKEN_LEN    (sizeof(COLLECTOR_TOKEN_PREFIX) - 1 + 64) /* + 32 bytes hex */
+
+/* A new token (COLLECTOR_TOKEN_LEN characters and a NUL) and its SHA-256. 0 or -errno. */
+int collector_token_generate(char *out, size_t outlen, uint8_t hash[32]);
+/* SHA-256 of a token as presented (what the store keeps). 0 or -errno. */
+int collector_token_hash(const char *token, size_t len, uint8_t hash[32]);
+/* "access", "auditor" or "editor". */
+bool collector_token_role_valid(const char *role);
+/* A user name a token may carry: 1-128 printable characters, no spaces. */
+bool collector_token_user_valid(const char *user);
+
+/* ------------------------------------------------------------ ca.c: bootstrap PKI (GnuTLS) */
+
+/*
+ * Write dir/ca.crt, ca.key, server.crt, server.key: a new CA and a server
+ * certificate for hosts (DNS names or IP addresses; the first is the CN).
+ * Refuses to overwrite. Keys are written 0600. 0 or -errno, reason in err.
+ */
+int collector_ca_init(const char *dir, const char *const *hosts, size_t n_hosts, char *err,
+		      size_t errlen);
+/* Write dir/NAME.crt and NAME.key: a client certificate CN=NAME signed by dir/ca.*. */
+int collector_ca_issue_node(const char *dir, const char *name, char *err, size_t errlen);
+/* A node name usable as a CN and a file name: [A-Za-z0-9._-], 1-64, no leading dot. */
+bool collector_ca_name_valid(const char *name);
+
 #endif

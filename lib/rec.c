@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <fcntl.h>
@@ -285,18 +286,16 @@ static int rec_fsync_dir(const char *path)
 	return err;
 }
 
-int rec_writer_open(struct rec_writer **out, const char *path, const char *sid,
-		    const struct rec_writer_opts *opts)
+/* A writer with opts applied and no file yet. 0, -EINVAL or -ENOMEM. */
+static int rec_writer_new(struct rec_writer **out, const char *sid,
+			  const struct rec_writer_opts *opts)
 {
 	static const struct rec_writer_opts defaults;
-	struct rec_writer *w = NULL;
-	bool created = false;
-	int err;
+	struct rec_writer *w;
 
-	*out = NULL;
 	if (!opts)
 		opts = &defaults;
-	if (!path || !sid || !*sid || opts->compress_level < 0 || opts->compress_level > 9)
+	if (!sid || !*sid || opts->compress_level < 0 || opts->compress_level > 9)
 		return -EINVAL;
 	w = calloc(1, sizeof(*w));
 	if (!w)
@@ -312,10 +311,27 @@ int rec_writer_open(struct rec_writer **out, const char *path, const char *sid,
 	w->pool = opts->pool;
 	w->sid = strdup(sid);
 	if (!w->sid) {
-		err = -ENOMEM;
-		goto out;
+		free(w);
+		return -ENOMEM;
 	}
 	rec_chain_seed(sid, w->prev_hash);
+	*out = w;
+	return 0;
+}
+
+int rec_writer_open(struct rec_writer **out, const char *path, const char *sid,
+		    const struct rec_writer_opts *opts)
+{
+	struct rec_writer *w = NULL;
+	bool created = false;
+	int err;
+
+	*out = NULL;
+	if (!path)
+		return -EINVAL;
+	err = rec_writer_new(&w, sid, opts);
+	if (err)
+		return err;
 	w->fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0640);
 	if (w->fd < 0) {
 		err = -errno;
@@ -539,6 +555,7 @@ static void *rec_pool_main(void *arg)
 int rec_pool_start(struct rec_pool **out, size_t max_queued)
 {
 	struct rec_pool *p = calloc(1, sizeof(*p));
+	sigset_t all, old;
 	int err;
 
 	if (!p)
@@ -547,7 +564,11 @@ int rec_pool_start(struct rec_pool **out, size_t max_queued)
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->work, NULL);
 	pthread_cond_init(&p->done, NULL);
+	/* a library thread must never take the process's signals (SIGTERM would kill it) */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	err = -pthread_create(&p->thread, NULL, rec_pool_main, p);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err) {
 		pthread_cond_destroy(&p->work);
 		pthread_cond_destroy(&p->done);
@@ -1274,5 +1295,227 @@ out:
 	if (stats)
 		*stats = st;
 	rec_reader_close(r);
+	return err;
+}
+
+/* ------------------------------------------------------------ reopen, scan */
+
+/* Read exactly len bytes at off. 0, -EIO at an early end, or -errno. */
+static int rec_pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t n = 0;
+
+	while (n < len) {
+		ssize_t k = pread(fd, (uint8_t *)buf + n, len - n, (off_t)(off + n));
+
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (k == 0)
+			return -EIO;
+		n += (size_t)k;
+	}
+	return 0;
+}
+
+static int rec_tail_zero(int fd, uint64_t off, uint64_t size, bool *zero)
+{
+	uint8_t buf[65536];
+	int err;
+
+	*zero = true;
+	while (off < size && *zero) {
+		size_t n = size - off < sizeof(buf) ? (size_t)(size - off) : sizeof(buf);
+
+		err = rec_pread_all(fd, buf, n, off);
+		if (err)
+			return err;
+		for (size_t i = 0; i < n; i++)
+			*zero &= buf[i] == 0;
+		off += n;
+	}
+	return 0;
+}
+
+/*
+ * Is everything from off to size the write a crash interrupted? A header or
+ * body cut short, a last part whose body hash does not match, or zeros (a
+ * file size that reached the disk before its data). Anything else is damage.
+ */
+static int rec_tail_torn(int fd, uint64_t off, uint64_t size, bool *torn)
+{
+	uint8_t hdr[REC_HDR_SIZE], hash[32], *body = NULL;
+	struct rec_part_hdr h;
+	uint64_t left = size - off;
+	int err;
+
+	*torn = false;
+	if (left < REC_HDR_SIZE) {
+		*torn = true;
+		return 0;
+	}
+	err = rec_pread_all(fd, hdr, sizeof(hdr), off);
+	if (err)
+		return err;
+	if (rec_hdr_decode(hdr, &h, NULL) != 0)
+		return rec_tail_zero(fd, off, size, torn);
+	if (REC_HDR_SIZE + (uint64_t)h.body_size > left) {
+		*torn = true;
+		return 0;
+	}
+	if (REC_HDR_SIZE + (uint64_t)h.body_size < left)
+		return 0; /* more follows: not the last write */
+	body = malloc(h.body_size ? h.body_size : 1);
+	if (!body)
+		return -ENOMEM;
+	err = rec_pread_all(fd, body, h.body_size, off + REC_HDR_SIZE);
+	if (!err)
+		err = rec_sha256(body, h.body_size, NULL, 0, hash);
+	if (!err)
+		*torn = memcmp(hash, h.body_hash, 32) != 0;
+	free(body);
+	return err;
+}
+
+int rec_writer_reopen(struct rec_writer **out, const char *path, const struct rec_writer_opts *opts,
+		      Sessrec__Event **start, uint64_t *next_ei, int64_t *last_time_ns)
+{
+	struct rec_reader *r = NULL;
+	struct rec_writer *w = NULL;
+	Sessrec__Event *ev = NULL, *first = NULL;
+	uint64_t good_off = 0, good_nei = 0, part_nei = 0;
+	int64_t good_last = 0, part_last = 0;
+	uint32_t good_parts = 0;
+	uint8_t good_hash[32] = {0};
+	struct stat st;
+	bool torn = false;
+	int fd = -1, err;
+
+	*out = NULL;
+	if (start)
+		*start = NULL;
+	if (!path)
+		return -EINVAL;
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		err = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		err = -EINVAL;
+		goto out;
+	}
+	err = rec_reader_open(&r, path);
+	if (err)
+		goto out;
+	/* A part counts once all its events passed every check of the reader. */
+	while ((err = rec_reader_next(r, &ev)) == 1) {
+		part_nei = ev->ei + 1;
+		part_last = ev->time_ns;
+		if (!first)
+			first = ev;
+		else
+			sessrec__event__free_unpacked(ev, NULL);
+		ev = NULL;
+		if (r->rec_i == r->hdr.events) {
+			good_off = r->off;
+			good_parts = r->parts;
+			good_nei = part_nei;
+			good_last = part_last;
+			memcpy(good_hash, r->prev_hash, 32);
+		}
+	}
+	if (r->final) {
+		err = -EALREADY;
+		goto out;
+	}
+	if (err < 0) {
+		err = rec_tail_torn(r->fd, good_off, (uint64_t)st.st_size, &torn);
+		if (err)
+			goto out;
+		if (!torn) {
+			err = -EBADMSG;
+			goto out;
+		}
+	}
+	if (!good_parts || !first) {
+		err = -ENODATA;
+		goto out;
+	}
+	if ((uint64_t)st.st_size > good_off) {
+		if (ftruncate(fd, (off_t)good_off) < 0 || fsync(fd) < 0) {
+			err = -errno;
+			goto out;
+		}
+	}
+	if (lseek(fd, (off_t)good_off, SEEK_SET) < 0) {
+		err = -errno;
+		goto out;
+	}
+	err = rec_writer_new(&w, first->start->sid, opts);
+	if (err)
+		goto out;
+	w->fd = fd;
+	fd = -1;
+	w->started = true;
+	w->next_ei = good_nei;
+	w->parts = good_parts;
+	w->bytes = good_off;
+	memcpy(w->prev_hash, good_hash, 32);
+	if (next_ei)
+		*next_ei = good_nei;
+	if (last_time_ns)
+		*last_time_ns = good_last;
+	if (start) {
+		*start = first;
+		first = NULL;
+	}
+	*out = w;
+	err = 0;
+out:
+	if (first)
+		sessrec__event__free_unpacked(first, NULL);
+	rec_reader_close(r);
+	if (fd >= 0)
+		close(fd);
+	return err;
+}
+
+int rec_scan(const char *path, struct rec_scan_info *out)
+{
+	struct rec_scan_info info = {0};
+	uint8_t hdr[REC_HDR_SIZE];
+	struct rec_part_hdr h;
+	struct stat st;
+	uint64_t off = 0;
+	int fd, err = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		err = -errno;
+		goto out;
+	}
+	info.size = (uint64_t)st.st_size;
+	while (!info.final && info.size - off >= REC_HDR_SIZE) {
+		err = rec_pread_all(fd, hdr, sizeof(hdr), off);
+		if (err)
+			goto out;
+		if (rec_hdr_decode(hdr, &h, NULL) != 0 || h.index != info.parts ||
+		    REC_HDR_SIZE + (uint64_t)h.body_size > info.size - off)
+			break;
+		off += REC_HDR_SIZE + (uint64_t)h.body_size;
+		info.parts++;
+		info.final = h.flags & REC_FLAG_FINAL;
+		info.end = off;
+	}
+	*out = info;
+out:
+	close(fd);
 	return err;
 }

@@ -96,6 +96,40 @@ int rec_writer_close(struct rec_writer *w);
 /* Free without writing anything more (the file stays as it is). Accepts NULL. */
 void rec_writer_abandon(struct rec_writer *w);
 
+/*
+ * Open an unfinished recording (a crash left it, or a restarted agent takes a
+ * running session back) to append to it. Every complete part is read and
+ * verified. What follows the last sound part is cut off when it can only be
+ * the write that a crash interrupted: a header or body cut short, a last part
+ * whose body hash does not match (only partly on disk), or a tail of zero
+ * bytes. The chain, the part index and the next ei are restored, so appended
+ * events and parts continue the recording as if it had never stopped.
+ *
+ * On success *start is the recording's session.start event (free it with
+ * sessrec__event__free_unpacked; pass NULL to drop it), *next_ei the ei the
+ * next appended event must carry and *last_time_ns the time of the last event
+ * on disk. Returns 0; -EALREADY for a final recording (nothing may follow);
+ * -ENODATA when not even part 0 is complete (nothing to continue);
+ * -EBADMSG for damage anywhere else (the file is left as it is); or -errno.
+ */
+int rec_writer_reopen(struct rec_writer **out, const char *path, const struct rec_writer_opts *opts,
+		      Sessrec__Event **start, uint64_t *next_ei, int64_t *last_time_ns);
+
+/*
+ * Walk the part headers of a recording without reading the bodies: cheap
+ * enough for a whole spool, every few minutes. Counts the parts from the start
+ * whose header decodes, whose index follows and whose body is complete in the
+ * file, and stops at the first that does not. Hashes and events are not
+ * checked (rec_verify does that).
+ */
+struct rec_scan_info {
+	uint32_t parts; /* complete parts in sequence from the start */
+	bool final;	/* the last of them carries REC_FLAG_FINAL */
+	uint64_t end;	/* the byte where the last of them ends */
+	uint64_t size;	/* the file's size: more than end when something follows */
+};
+int rec_scan(const char *path, struct rec_scan_info *out);
+
 /* ------------------------------------------------------------ reader */
 
 struct rec_reader;

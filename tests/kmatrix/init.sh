@@ -43,18 +43,18 @@ wait_s=${wait_s:-40}
 sessrec-agent -c /etc/agent.yaml >/tmp/agent.log 2>&1 &
 agent=$!
 up=1
-i=0
 t0=$(cut -d' ' -f1 /proc/uptime)
-while [ $i -lt $((wait_s * 10)) ]; do
+deadline=$((${t0%.*} + wait_s))
+while [ "$(cut -d. -f1 /proc/uptime)" -lt $deadline ]; do
 	if [ -S /run/sessrec/agent.sock ]; then
 		up=0
 		break
 	fi
 	kill -0 $agent 2>/dev/null || break
 	sleep 0.1
-	i=$((i + 1))
 done
 # 0 up, 1 exited, 2 still starting when the wait ran out
+[ -S /run/sessrec/agent.sock ] && up=0
 [ $up = 1 ] && kill -0 $agent 2>/dev/null && up=2
 echo "KMATRIX-AGENT-STARTED rc=$up"
 echo "KMATRIX-AGENT-STARTUP from=$t0 to=$(cut -d' ' -f1 /proc/uptime) (uptime seconds)"

@@ -101,6 +101,14 @@ static void tc_expect_defaults(const struct agent_config *c)
 	assert_string_equal(c->er.cgroup_path, "/cgroup2");
 	assert_string_equal(c->er.root_path, "sessrec");
 	assert_string_equal(c->er.pin_path, "/sys/fs/bpf/sessrec");
+	assert_null(c->collector.url);
+	assert_null(c->collector.ca_file);
+	assert_null(c->collector.cert_file);
+	assert_null(c->collector.key_file);
+	assert_string_equal(c->collector.mode, "async");
+	assert_int_equal(c->collector.sync_grace_period, 30);
+	assert_false(agent_config_has_collector(c));
+	assert_false(agent_config_sync(c));
 }
 
 /* ------------------------------------------------------------ defaults */
@@ -165,7 +173,14 @@ static const char tc_full[] = "# every key, none at its default\n"
 			      "  network_buffer_size: 32\n"
 			      "  terminal_buffer_size: 65536\n"
 			      "  cgroup_path: /sys/fs/cgroup\n"
-			      "  root_path: system.slice/sessrec\n";
+			      "  root_path: system.slice/sessrec\n"
+			      "collector:\n"
+			      "  url: https://collector.example:8443/sessrec\n"
+			      "  ca_file: /etc/sessrec/ca.crt\n"
+			      "  cert_file: /etc/sessrec/node.crt\n"
+			      "  key_file: /etc/sessrec/node.key\n"
+			      "  mode: sync\n"
+			      "  sync_grace_period: 2m\n";
 
 static void tc_expect_full(const struct agent_config *c)
 {
@@ -192,6 +207,14 @@ static void tc_expect_full(const struct agent_config *c)
 	assert_int_equal(c->er.terminal_buffer_size, 65536);
 	assert_string_equal(c->er.cgroup_path, "/sys/fs/cgroup");
 	assert_string_equal(c->er.root_path, "system.slice/sessrec");
+	assert_string_equal(c->collector.url, "https://collector.example:8443/sessrec");
+	assert_string_equal(c->collector.ca_file, "/etc/sessrec/ca.crt");
+	assert_string_equal(c->collector.cert_file, "/etc/sessrec/node.crt");
+	assert_string_equal(c->collector.key_file, "/etc/sessrec/node.key");
+	assert_string_equal(c->collector.mode, "sync");
+	assert_int_equal(c->collector.sync_grace_period, 120);
+	assert_true(agent_config_has_collector(c));
+	assert_true(agent_config_sync(c));
 }
 
 static void test_full_file(void **state)
@@ -279,8 +302,8 @@ static void test_unknown_keys(void **state)
 	    {"enhanced_recording:\n  enabled: true\n\n  bufer_size: 8\n", 4,
 	     "unknown key 'bufer_size' in enhanced_recording"},
 	    {"Data_Dir: /x\n", 1, "unknown key 'Data_Dir'"},
-	    /* reserved for later, and until then not silently accepted */
-	    {"collector:\n  url: https://c:8443\n", 1, "unknown key 'collector'"},
+	    {"collector:\n  url: http://127.0.0.1:1\n  urll: x\n", 3,
+	     "unknown key 'urll' in collector"},
 	    {"\"a\\nb\": 1\n", 1, "unknown key 'a?b'"},
 	    {"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx: 1\n", 1,
 	     "unknown key 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...'"},
@@ -801,7 +824,7 @@ static void test_example_file(void **state)
 		p += len;
 	}
 	/* every key but node_name, whose default (the host name) cannot be written down */
-	assert_int_equal(keys, 18);
+	assert_int_equal(keys, 25);
 	c = tc_load_ok(out);
 	tc_expect_defaults(c);
 	agent_config_free(c);
@@ -1037,6 +1060,116 @@ static void test_mutations(void **state)
 	free(buf);
 }
 
+/* The collector section: the URL rules, the mode, and what TLS needs. */
+static void test_collector(void **state)
+{
+	static const char *const ok_urls[] = {
+	    "https://c:8443",
+	    "https://collector.example.com",
+	    "https://collector.example.com:443/",
+	    "https://10.1.2.3:8443/prefix/v",
+	    "https://[2001:db8::1]:8443",
+	    "http://127.0.0.1:18080",
+	    "http://127.9.9.9",
+	    "http://localhost:8080/",
+	    "http://[::1]:8080",
+	};
+	static const char *const bad_urls[] = {
+	    "ftp://c:21",
+	    "collector:8443",
+	    "https://",
+	    "https://:8443",
+	    "https://c:0",
+	    "https://c:65536",
+	    "https://c:84x3",
+	    "https://c:",
+	    "https://[::1:8443",
+	    "https://user:pw@c:8443",
+	    "https://c:8443/a b",
+	    "https://c:8443/?q=1",
+	    "http://10.0.0.1:8080",
+	    "http://collector.example.com",
+	    "http://[2001:db8::1]:80",
+	    "http://128.0.0.1",
+	};
+	struct agent_config *c;
+	char yaml[512], err[512];
+
+	for (size_t i = 0; i < sizeof(ok_urls) / sizeof(ok_urls[0]); i++) {
+		snprintf(yaml, sizeof(yaml),
+			 "collector:\n  url: \"%s\"\n  cert_file: /n.crt\n  key_file: /n.key\n",
+			 ok_urls[i]);
+		c = tc_load_ok(yaml);
+		assert_string_equal(c->collector.url, ok_urls[i]);
+		assert_true(agent_config_has_collector(c));
+		assert_false(agent_config_sync(c));
+		agent_config_free(c);
+	}
+	for (size_t i = 0; i < sizeof(bad_urls) / sizeof(bad_urls[0]); i++) {
+		snprintf(yaml, sizeof(yaml),
+			 "collector:\n  url: \"%s\"\n  cert_file: /n.crt\n  key_file: /n.key\n",
+			 bad_urls[i]);
+		c = NULL;
+		if (tc_load(yaml, &c, err, sizeof(err)) != -EINVAL)
+			fail_msg("url %s accepted", bad_urls[i]);
+		assert_null(c);
+		assert_non_null(strstr(err, ":2: invalid value for 'url' in collector: "));
+	}
+
+	/* no url, an empty url or null: no collector, whatever else is set */
+	c = tc_load_ok("collector:\n  url: \"\"\n  mode: sync\n");
+	assert_false(agent_config_has_collector(c));
+	assert_false(agent_config_sync(c));
+	agent_config_free(c);
+	c = tc_load_ok("collector:\n  url: ~\n");
+	assert_null(c->collector.url);
+	agent_config_free(c);
+	c = tc_load_ok("collector:\n");
+	assert_null(c->collector.url);
+	agent_config_free(c);
+
+	/* plain http on loopback needs no certificate */
+	c = tc_load_ok("collector: {url: \"http://127.0.0.1:18080\", mode: sync, "
+		       "sync_grace_period: 5}\n");
+	assert_true(agent_config_sync(c));
+	assert_int_equal(c->collector.sync_grace_period, 5);
+	assert_null(c->collector.cert_file);
+	agent_config_free(c);
+
+	/* https does: refused without it, naming the file */
+	c = NULL;
+	assert_int_equal(tc_load("collector:\n  url: https://c:8443\n  cert_file: /n.crt\n", &c,
+				 err, sizeof(err)),
+			 -EINVAL);
+	assert_null(c);
+	{
+		char want[512];
+
+		snprintf(want, sizeof(want),
+			 "%s: collector: cert_file and key_file (the node's client certificate) "
+			 "are required with an https url",
+			 tc_path);
+		assert_string_equal(err, want);
+	}
+
+	{
+		static const struct tc_case cases[] = {
+		    {"collector:\n  mode: both\n", 2,
+		     "invalid value 'both' for 'mode' in collector, expected one of: async, sync"},
+		    {"collector:\n  sync_grace_period: 0\n", 2,
+		     "'sync_grace_period' in collector must be between 1 and 3600, got 0"},
+		    {"collector:\n  sync_grace_period: 2h\n", 2,
+		     "'sync_grace_period' in collector must be between 1 and 3600, got 2h"},
+		    {"collector:\n  ca_file: ca.crt\n", 2,
+		     "invalid value for 'ca_file' in collector: must be an absolute path"},
+		    {"collector:\n  url: [a]\n", 2,
+		     "expected a string for 'url' in collector, got a list"},
+		};
+
+		TC_RUN(cases);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1051,6 +1184,7 @@ int main(void)
 	    cmocka_unit_test(test_unreadable),	    cmocka_unit_test(test_small_err_buffer),
 	    cmocka_unit_test(test_example_file),    cmocka_unit_test(test_conf_generic),
 	    cmocka_unit_test(test_conf_depth),	    cmocka_unit_test(test_mutations),
+	    cmocka_unit_test(test_collector),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

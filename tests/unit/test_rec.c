@@ -1262,6 +1262,275 @@ static void test_every_byte(void **state)
 	cap_free(&c);
 }
 
+/* ------------------------------------------------------------ reopen (crash recovery) */
+
+#define RO_PER 10 /* events per part in these tests */
+
+/*
+ * An unfinished recording as a crash leaves it: nparts parts of RO_PER events
+ * each, none final. ends[i] is the file size once part i was written.
+ */
+static void ro_build(const char *path, uint32_t nparts, uint64_t *ends)
+{
+	struct rec_writer_opts o = {.no_fsync = true};
+	struct rec_writer *w;
+	struct tev t;
+	uint64_t ei = 0;
+
+	assert_int_equal(rec_writer_open(&w, path, SID_A, &o), 0);
+	for (uint32_t p = 0; p < nparts; p++) {
+		for (uint64_t i = 0; i < RO_PER; i++, ei++) {
+			tev_make(&t, SID_A, ei, 1000000);
+			assert_int_equal(rec_writer_append(w, &t.ev), 0);
+		}
+		assert_int_equal(rec_writer_flush(w, false), 0);
+		ends[p] = rec_writer_bytes(w);
+	}
+	rec_writer_abandon(w); /* the crash */
+}
+
+static uint64_t ro_size(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return (uint64_t)st.st_size;
+}
+
+/*
+ * Reopen a recording whose first good_parts parts are sound, append ten more
+ * events (the last a session.end) in two parts, close it and check that the
+ * whole file is one sound recording with every event where it belongs.
+ */
+static void ro_continue(const char *path, uint32_t good_parts, uint64_t good_size)
+{
+	struct rec_writer_opts o = {.no_fsync = true};
+	const uint64_t next = (uint64_t)good_parts * RO_PER, last = next + 9;
+	struct rec_verify_stats st;
+	struct rec_scan_info si;
+	struct rec_reader *r;
+	struct rec_writer *w;
+	Sessrec__Event *start = NULL, *ev;
+	uint64_t next_ei = 0, ei;
+	int64_t last_ns = 0;
+	char why[256];
+	struct tev t;
+
+	assert_int_equal(rec_writer_reopen(&w, path, &o, &start, &next_ei, &last_ns), 0);
+	assert_int_equal(ro_size(path), good_size);
+	assert_non_null(start);
+	assert_int_equal(start->body_case, SESSREC__EVENT__BODY_START);
+	assert_string_equal(start->start->sid, SID_A);
+	assert_string_equal(start->start->user, "alice");
+	assert_string_equal(start->start->tty, "/dev/pts/3");
+	sessrec__event__free_unpacked(start, NULL);
+	assert_int_equal(next_ei, next);
+	assert_int_equal(last_ns, 1700000000000000000LL + (int64_t)(next - 1) * 1000);
+	assert_int_equal(rec_writer_parts(w), good_parts);
+	assert_int_equal(rec_writer_bytes(w), good_size);
+	/* what the writer refuses after a reopen: a second start, an ei out of order */
+	tev_make(&t, SID_A, next + 1, last);
+	assert_int_equal(rec_writer_append(w, &t.ev), -EINVAL);
+	for (ei = next; ei <= last; ei++) {
+		tev_make(&t, SID_A, ei, last);
+		assert_int_equal(rec_writer_append(w, &t.ev), 0);
+		if (ei == next + 4)
+			assert_int_equal(rec_writer_flush(w, false), 0);
+	}
+	assert_int_equal(rec_writer_close(w), 0);
+
+	assert_int_equal(rec_verify(path, &st, why, sizeof(why)), 0);
+	assert_int_equal(st.events, last + 1);
+	assert_int_equal(st.parts, good_parts + 2);
+	assert_true(st.final);
+	assert_int_equal(rec_scan(path, &si), 0);
+	assert_int_equal(si.parts, good_parts + 2);
+	assert_true(si.final);
+	assert_int_equal(si.end, si.size);
+
+	/* every event is the one written, in order, across the restart */
+	assert_int_equal(rec_reader_open(&r, path), 0);
+	assert_int_equal(rec_reader_expect_sid(r, SID_A), 0);
+	for (ei = 0; ei <= last; ei++) {
+		assert_int_equal(rec_reader_next(r, &ev), 1);
+		tev_make(&t, SID_A, ei, last);
+		assert_same_event(ev, &t.ev);
+		sessrec__event__free_unpacked(ev, NULL);
+	}
+	assert_int_equal(rec_reader_next(r, &ev), 0);
+	rec_reader_close(r);
+
+	/* finished now: a second reopen is refused and changes nothing */
+	assert_int_equal(rec_writer_reopen(&w, path, &o, &start, &next_ei, &last_ns), -EALREADY);
+	assert_null(w);
+	assert_null(start);
+	assert_int_equal(rec_verify(path, &st, why, sizeof(why)), 0);
+}
+
+static void test_reopen_clean(void **state)
+{
+	struct rec_scan_info si;
+	char path[512];
+	uint64_t ends[3];
+
+	(void)state;
+	ro_build(tpath(path, sizeof(path), "reopen-clean"), 3, ends);
+	assert_int_equal(rec_scan(path, &si), 0);
+	assert_int_equal(si.parts, 3);
+	assert_false(si.final);
+	assert_int_equal(si.end, ends[2]);
+	assert_int_equal(si.size, ends[2]);
+	ro_continue(path, 3, ends[2]);
+
+	/* only part 0 (session.start and nine events) on disk */
+	ro_build(tpath(path, sizeof(path), "reopen-one"), 1, ends);
+	ro_continue(path, 1, ends[0]);
+}
+
+static void test_reopen_torn(void **state)
+{
+	struct rec_scan_info si;
+	char path[512];
+	uint64_t ends[3], cut;
+	uint8_t *buf;
+	size_t len;
+	int fd;
+
+	(void)state;
+	/* the crash cut the last part's header, then its body, at every few bytes */
+	for (cut = 1; cut < 400; cut += 37) {
+		ro_build(tpath(path, sizeof(path), "reopen-cut"), 3, ends);
+		if (ends[1] + cut >= ends[2])
+			break;
+		assert_int_equal(truncate(path, (off_t)(ends[1] + cut)), 0);
+		assert_int_equal(rec_scan(path, &si), 0);
+		assert_int_equal(si.parts, 2);
+		assert_int_equal(si.end, ends[1]);
+		assert_int_equal(si.size, ends[1] + cut);
+		ro_continue(path, 2, ends[1]);
+	}
+
+	/* the last part's size reached the disk, not all its data */
+	ro_build(tpath(path, sizeof(path), "reopen-garbled"), 3, ends);
+	buf = read_whole(path, &len);
+	memset(buf + ends[2] - 20, 0, 20);
+	write_file(path, buf, len);
+	free(buf);
+	ro_continue(path, 2, ends[1]);
+
+	/* zeros where parts should be: a file size that outran its data */
+	ro_build(tpath(path, sizeof(path), "reopen-zeros"), 2, ends);
+	assert_int_equal(truncate(path, (off_t)(ends[1] + 5000)), 0);
+	ro_continue(path, 2, ends[1]);
+
+	/* part 0 cut short: nothing to continue, the file stays */
+	ro_build(tpath(path, sizeof(path), "reopen-nothing"), 1, ends);
+	assert_int_equal(truncate(path, (off_t)(ends[0] - 1)), 0);
+	{
+		struct rec_writer *w = (struct rec_writer *)path;
+		Sessrec__Event *start = (Sessrec__Event *)path;
+
+		assert_int_equal(rec_writer_reopen(&w, path, NULL, &start, NULL, NULL), -ENODATA);
+		assert_null(w);
+		assert_null(start);
+	}
+	assert_int_equal(ro_size(path), ends[0] - 1);
+
+	/* an empty file: the agent stopped before part 0 reached the disk */
+	tpath(path, sizeof(path), "reopen-empty");
+	fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(close(fd), 0);
+	{
+		struct rec_writer *w;
+
+		assert_int_equal(rec_writer_reopen(&w, path, NULL, NULL, NULL, NULL), -ENODATA);
+	}
+	assert_int_equal(rec_scan(path, &si), 0);
+	assert_int_equal(si.parts, 0);
+	assert_int_equal(si.size, 0);
+}
+
+static void test_reopen_refused(void **state)
+{
+	struct rec_writer *w;
+	struct cap c;
+	char path[512];
+	uint64_t ends[3];
+	uint8_t *buf, *after;
+	size_t len, len2;
+
+	(void)state;
+	/* damage before the last part is not a crash: refused, the file untouched */
+	ro_build(tpath(path, sizeof(path), "reopen-damaged"), 3, ends);
+	buf = read_whole(path, &len);
+	buf[ends[0] + 150] ^= 0x40;
+	write_file(path, buf, len);
+	assert_int_equal(rec_writer_reopen(&w, path, NULL, NULL, NULL, NULL), -EBADMSG);
+	after = read_whole(path, &len2);
+	assert_int_equal(len2, len);
+	assert_memory_equal(after, buf, len);
+	free(after);
+
+	/* a last part that is complete and hashes right but is not the next one */
+	free(buf);
+	ro_build(tpath(path, sizeof(path), "reopen-dup"), 2, ends);
+	buf = read_whole(path, &len);
+	buf = realloc(buf, len + (ends[1] - ends[0]));
+	assert_non_null(buf);
+	memcpy(buf + len, buf + ends[0], ends[1] - ends[0]); /* part 1 twice */
+	write_file(path, buf, len + (ends[1] - ends[0]));
+	assert_int_equal(rec_writer_reopen(&w, path, NULL, NULL, NULL, NULL), -EBADMSG);
+	assert_int_equal(ro_size(path), len + (ends[1] - ends[0]));
+	free(buf);
+
+	/* a finished recording takes nothing more */
+	build(tpath(path, sizeof(path), "reopen-final"), SID_A, 30, 400, &c);
+	assert_int_equal(rec_writer_reopen(&w, path, NULL, NULL, NULL, NULL), -EALREADY);
+	cap_free(&c);
+
+	assert_int_equal(rec_writer_reopen(&w, "/nonexistent/x.rec", NULL, NULL, NULL, NULL),
+			 -ENOENT);
+	assert_int_equal(rec_writer_reopen(&w, NULL, NULL, NULL, NULL, NULL), -EINVAL);
+	assert_int_equal(rec_writer_reopen(&w, tmpdir, NULL, NULL, NULL, NULL), -EISDIR);
+}
+
+/* Reopened writers work through the pool too, with on_part continuing the index. */
+static void test_reopen_pool(void **state)
+{
+	struct rec_writer_opts o = {.no_fsync = true};
+	struct rec_verify_stats st;
+	struct rec_pool *pool;
+	struct rec_writer *w;
+	struct cap c;
+	char path[512], why[256];
+	uint64_t ends[2], next_ei = 0;
+	struct tev t;
+
+	(void)state;
+	ro_build(tpath(path, sizeof(path), "reopen-pool"), 2, ends);
+	assert_int_equal(rec_pool_start(&pool, 0), 0);
+	memset(&c, 0, sizeof(c));
+	c.fail_index = UINT32_MAX;
+	c.n = 2; /* the callback checks that indexes follow on from the parts on disk */
+	o.on_part = cap_cb;
+	o.cb_ctx = &c;
+	o.pool = pool;
+	assert_int_equal(rec_writer_reopen(&w, path, &o, NULL, &next_ei, NULL), 0);
+	assert_int_equal(next_ei, 2 * RO_PER);
+	for (uint64_t ei = next_ei; ei < next_ei + 3; ei++) {
+		tev_make(&t, SID_A, ei, next_ei + 2);
+		assert_int_equal(rec_writer_append(w, &t.ev), 0);
+	}
+	assert_int_equal(rec_writer_close(w), 0);
+	assert_int_equal(c.n, 3); /* one final part of three events */
+	assert_true(c.final);
+	assert_int_equal(rec_verify(path, &st, why, sizeof(why)), 0);
+	assert_int_equal(st.events, next_ei + 3);
+	cap_free(&c);
+	rec_pool_stop(pool);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1279,6 +1548,10 @@ int main(void)
 	    cmocka_unit_test(test_oversized_lengths),
 	    cmocka_unit_test(test_bad_contents),
 	    cmocka_unit_test(test_every_byte),
+	    cmocka_unit_test(test_reopen_clean),
+	    cmocka_unit_test(test_reopen_torn),
+	    cmocka_unit_test(test_reopen_refused),
+	    cmocka_unit_test(test_reopen_pool),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1,7 +1,8 @@
-"""Terminal output that cannot be recorded is counted exactly, and marked where it was lost.
+"""Events that cannot be recorded are counted exactly, and marked where they were lost.
 
-This module's agent has a one-page terminal ring buffer (4 KiB): a chunk of 8 KiB (what
-`head` and `cat` write at once) can never fit, so it is always lost, while short writes fit.
+This module's agent has one-page (4 KiB) ring buffers for terminal output, commands and
+file opens: a terminal write of 8 KiB (dd with bs=8192 writes exactly that) or an exec with
+16 KiB of arguments can never fit, so they are always lost, while small events fit.
 """
 import base64
 import os
@@ -9,15 +10,17 @@ import os
 from conftest import (
     PY,
     check_common,
+    commands,
     check_prints,
     lost_terminal_bytes,
     marker,
     of,
+    poll,
     print_bytes,
     run_session,
 )
 
-AGENT_CONFIG = {"er": {"terminal_buffer_size": 1}}
+AGENT_CONFIG = {"er": {"terminal_buffer_size": 1, "command_buffer_size": 1, "disk_buffer_size": 1}}
 
 
 def test_total_loss_counted_exactly(agent, tmpdir_world):
@@ -27,7 +30,7 @@ def test_total_loss_counted_exactly(agent, tmpdir_world):
     with open(path, "wb") as f:
         f.write(b"".join(b"%09d\n" % (i * 10) for i in range(total // 10)))
     before = agent.metrics()
-    r = run_session(agent, ["sh", "-c", "echo before-%s; head -c %d %s; echo after-%s" % (m, total, path, m)],
+    r = run_session(agent, ["sh", "-c", "echo before-%s; dd if=%s bs=8192 status=none; echo after-%s" % (m, path, m)],
                     timeout=120)
     assert r.rc == 0, r
     evs = agent.wait_recording(r.sid, timeout=60)
@@ -55,8 +58,12 @@ def test_total_loss_counted_exactly(agent, tmpdir_world):
     assert au and sum(x["bytes"] for x in au if x["class"] == "terminal") == total
     assert all(x["code"] == "SR4010W" for x in au)
     # and the metrics
-    after = agent.metrics()
     key = ("sessrec_agent_lost_terminal_bytes_total", ())
+    try:
+        after = poll(lambda: (lambda x: x if x[key] - before[key] >= total else None)(agent.metrics()), 5,
+                     what="the lost-bytes metric to count the burst")
+    except AssertionError:
+        after = agent.metrics()
     assert after[key] - before[key] == total, (before[key], after[key])
     lk = ("sessrec_agent_lost_events_total", (("class", "terminal"),))
     assert after[lk] > before[lk]
@@ -87,3 +94,55 @@ def test_partial_loss_offsets(agent):
         assert data == stream[e["offset"]: e["offset"] + len(data)], \
             "print ci %d is not the stream's bytes at offset %d: %r" % (e["ci"], e["offset"], data[:40])
     assert prints, "none of the short writes was recorded"
+
+
+def test_command_loss_counted_exactly(agent):
+    m = marker()
+    argv = ["/bin/true"] + ["%03d-%s-" % (i, m) + "y" * 150 for i in range(100)]
+    before = agent.metrics()
+    r = run_session(agent, argv)
+    assert r.rc == 0, r
+    evs = agent.wait_recording(r.sid)
+    check_common(evs, r.sid)
+    assert not commands(evs), "an exec with 16 KiB of argv cannot fit in a 4 KiB ring buffer"
+    lost = [e for e in of(evs, "session.lost") if e["class"] == "command"]
+    assert sum(e["events"] for e in lost) == 1, "exactly one command was lost: %s" % lost
+    assert all(e["bytes"] == 0 for e in lost)
+    au = [x for x in agent.audit(r.sid) if x["event"] == "session.lost" and x["class"] == "command"]
+    assert sum(x["events"] for x in au) == 1, au
+    k = ("sessrec_agent_lost_events_total", (("class", "command"),))
+    poll(lambda: agent.metrics()[k] - before[k] >= 1, 5, what="the lost command to be counted")
+    assert agent.metrics()[k] - before[k] == 1
+
+
+def test_disk_loss_never_silent(agent):
+    """A burst of opens overflows a 4 KiB ring: what is not recorded is counted."""
+    m = marker()
+    n = 20000
+    missing = "/nonexistent-%s" % m
+    code = (
+        "import os\n"
+        "for i in range(%d):\n"
+        "    try:\n"
+        "        os.open(%r, os.O_RDONLY)\n"
+        "    except FileNotFoundError:\n"
+        "        pass\n" % (n, missing)
+    )
+    before = agent.metrics()
+    r = run_session(agent, [PY, "-c", code], timeout=60)
+    assert r.rc == 0, r
+    evs = agent.wait_recording(r.sid, timeout=30)
+    check_common(evs, r.sid)
+    recorded = [e for e in of(evs, "session.disk") if e["path"] == missing]
+    lost = sum(e["events"] for e in of(evs, "session.lost") if e["class"] == "disk")
+    print("\n%d opens through a 4 KiB ring buffer: %d recorded, %d disk events lost" % (n, len(recorded), lost))
+    assert all(e["return_code"] == -2 for e in recorded)
+    assert len(recorded) <= n
+    assert len(recorded) + lost >= n, "%d recorded + %d lost < %d opens: events went missing silently" % (
+        len(recorded), lost, n)
+    assert lost > 0, "no loss at all: the test did not overflow the ring buffer"
+    au = sum(x["events"] for x in agent.audit(r.sid) if x["event"] == "session.lost" and x["class"] == "disk")
+    assert au == lost
+    k = ("sessrec_agent_lost_events_total", (("class", "disk"),))
+    poll(lambda: agent.metrics()[k] - before[k] >= lost, 5, what="the lost opens to be counted")
+    assert agent.metrics()[k] - before[k] == lost
