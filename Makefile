@@ -23,7 +23,7 @@ Q = @
 msg = @printf '  %-9s %s\n' "$(1)" "$(2)";
 endif
 
-PKGS := libbpf libelf zlib libprotobuf-c yaml-0.1 jansson libcrypto uuid libmicrohttpd sqlite3 \
+PKGS := libbpf libelf zlib libprotobuf-c yaml-0.1 jansson libcrypto uuid libmicrohttpd sqlite3 vterm \
 	gnutls libcurl
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -78,7 +78,7 @@ all: $(BINS) $(BENCH_BINS)
 DEB_PKGS := clang llvm make gcc pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev \
 	protobuf-c-compiler libprotobuf-c-dev libyaml-dev libjansson-dev libssl-dev uuid-dev \
 	libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev libsqlite3-dev libcmocka-dev \
-	python3-pytest libclang-rt-14-dev iproute2 clang-format util-linux procps curl \
+	python3-pytest libclang-rt-14-dev libvterm-dev iproute2 clang-format util-linux procps curl \
 	asciinema prometheus
 deps:
 	@missing=$$(dpkg-query -W -f='$${Package} $${Status}\n' $(DEB_PKGS) 2>/dev/null | \

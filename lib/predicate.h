@@ -1,0 +1,63 @@
+/*
+ * The predicate language of inference policy filters (Teleport's): Go-like
+ * expressions over user, resource and session fields. Reference:
+ * docs/policies.md.
+ */
+#ifndef SESSREC_PREDICATE_H
+#define SESSREC_PREDICATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PRED_MAX_LEN 4096  /* longest expression accepted */
+#define PRED_MAX_DEPTH 32  /* deepest nesting of parentheses, calls and operators */
+
+/* A value: a string, a list of strings, a boolean or an integer. */
+enum pred_type {
+	PRED_STRING,
+	PRED_LIST,
+	PRED_BOOL,
+	PRED_INT,
+};
+
+struct pred_value {
+	enum pred_type type;
+	const char *s;		  /* PRED_STRING (not owned) */
+	const char *const *list;  /* PRED_LIST (not owned) */
+	size_t n;		  /* PRED_LIST length */
+	bool b;			  /* PRED_BOOL */
+	int64_t i;		  /* PRED_INT */
+};
+
+/*
+ * Where field values come from. lookup gets a dotted field name
+ * ("user.metadata.name", "session.participants") and, for map indexing
+ * (`resource.metadata.labels["env"]`), the map field's name
+ * ("resource.metadata.labels") and the key. It fills *out (pointers stay valid
+ * for the evaluation) and returns 0; -ENOENT for a map key that is not there
+ * (the language reads it as "" or an empty list); -EINVAL for a field that
+ * does not exist.
+ */
+struct pred_env {
+	int (*lookup)(void *ctx, const char *field, const char *key, struct pred_value *out);
+	void *ctx;
+};
+
+struct pred_expr;
+
+/*
+ * Parse src. On error returns -EINVAL and writes one line with the 1-based
+ * column: "column 17: expected ')' after the arguments of contains".
+ * Unknown functions are parse errors. known_fields (NULL-terminated, may be
+ * NULL to accept any) lists the field names and map-field names allowed; a
+ * name ending in ".*" allows every field below it ("session.*").
+ */
+int pred_parse(const char *src, const char *const *known_fields, struct pred_expr **out,
+	       char *err, size_t errlen);
+/* Evaluate to a boolean. Type errors ("&& needs booleans") are -EINVAL with a reason. */
+int pred_eval(const struct pred_expr *e, const struct pred_env *env, bool *result, char *err,
+	      size_t errlen);
+void pred_free(struct pred_expr *e);
+
+#endif
