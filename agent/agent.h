@@ -73,6 +73,19 @@ void agent_bpf_ring_fill(struct agent_bpf *b, uint64_t used[SESSREC_CLASS_MAX],
 
 /* ------------------------------------------------------------ metrics.c */
 
+/* Why an upload request failed, for sessrec_agent_upload_errors_total{reason}. */
+enum agent_upload_err {
+	AGENT_UPLOAD_ERR_CONNECT = 0, /* no connection: refused, unreachable, name not found */
+	AGENT_UPLOAD_ERR_TLS,	      /* handshake or certificate problem */
+	AGENT_UPLOAD_ERR_TIMEOUT,     /* no answer in time */
+	AGENT_UPLOAD_ERR_SERVER,      /* 5xx */
+	AGENT_UPLOAD_ERR_THROTTLED,   /* 429 */
+	AGENT_UPLOAD_ERR_CONFLICT,    /* 409: the collector holds something else */
+	AGENT_UPLOAD_ERR_REFUSED,     /* any other 4xx: permanent for that session */
+	AGENT_UPLOAD_ERR_LOCAL,	      /* the local recording cannot be read or is damaged */
+	AGENT_UPLOAD_ERR_MAX,
+};
+
 struct agent_metrics {
 	uint64_t events[SESSREC_CLASS_MAX];
 	uint64_t lost_events[SESSREC_CLASS_MAX];
@@ -84,6 +97,19 @@ struct agent_metrics {
 	uint64_t ring_used[SESSREC_CLASS_MAX];
 	uint64_t ring_size[SESSREC_CLASS_MAX];
 	uint64_t api_errors;
+	/* upload.c, completer.c (all zero without a collector) */
+	uint64_t upload_parts;	  /* parts the collector acknowledged */
+	uint64_t upload_bytes;	  /* their bytes */
+	uint64_t upload_sessions; /* sessions completed at the collector */
+	uint64_t upload_errors[AGENT_UPLOAD_ERR_MAX];
+	uint64_t upload_pending;       /* sessions waiting for upload or uploading */
+	uint64_t upload_pending_parts; /* parts written but not acknowledged yet (known ones) */
+	uint64_t upload_memory_bytes;  /* copies of sync parts held for the uploader */
+	uint64_t upload_last_ok;       /* UTC seconds of the last acknowledged request, 0: never */
+	uint64_t collector_up;	       /* 1: the last request got an answer, 0: it did not */
+	uint64_t sessions_terminated;  /* sync sessions killed: collector unreachable */
+	uint64_t sessions_adopted;     /* running sessions taken back after a restart */
+	uint64_t completer_closed;     /* recordings a crash left open, closed by the completer */
 };
 
 /* Counters are updated with __atomic builtins by the main loop, read by the HTTP thread. */
@@ -96,6 +122,82 @@ int agent_metrics_start(struct agent_metrics_server **out, const char *listen,
 void agent_metrics_stop(struct agent_metrics_server *s);
 /* The Prometheus text exposition (malloc'd). */
 char *agent_metrics_render(const struct agent_metrics *m);
+
+/* ------------------------------------------------------------ upload.c: to the collector */
+
+/* session.end reason written by the upload completer, and how complete calls it. */
+#define AGENT_REASON_COMPLETER	 "closed by completer"
+#define AGENT_REASON_UNREACHABLE "collector unreachable"
+
+struct agent_upload;
+
+struct agent_upload_opts {
+	const struct agent_collector_conf *conf; /* copied */
+	const char *node;			 /* node_name, sent with complete */
+	const char *rec_dir;			 /* <data_dir>/recordings: the spool */
+	struct agent_metrics *metrics;
+};
+
+/* Start the uploader thread. 0 or -errno (logged). */
+int agent_upload_start(struct agent_upload **out, const struct agent_upload_opts *o);
+/* Stop it (an upload in flight is abandoned: the spool keeps it). Accepts NULL. */
+void agent_upload_stop(struct agent_upload *u);
+/*
+ * At a clean stop: give the uploader up to timeout_ns to finish what is queued
+ * (the sessions just ended), while the collector answers. What is left waits
+ * in the spool for the next start.
+ */
+#define AGENT_UPLOAD_DRAIN_NS (5 * 1000000000LL)
+void agent_upload_drain(struct agent_upload *u, int64_t timeout_ns);
+/*
+ * A recording is final: upload what the collector lacks and complete it, then
+ * delete it. For a sync session, the end of its stream. Any thread. 0 or -errno.
+ */
+int agent_upload_queue(struct agent_upload *u, const char *sid);
+/* A sync session starts streaming; parts_on_disk were written before (re-adoption). */
+int agent_upload_sync_open(struct agent_upload *u, const char *sid, uint32_t parts_on_disk);
+/* A sync session's part is on disk (the rec_writer's on_part, on the pool's thread). */
+int agent_upload_part(struct agent_upload *u, const char *sid, uint32_t index, const uint8_t *part,
+		      size_t len, bool final);
+/* The uploader holds this session (queued, streaming or uploading). */
+bool agent_upload_has(struct agent_upload *u, const char *sid);
+/* UTC ns since which the collector has not answered (or refused with 5xx/429); 0: it answers. */
+int64_t agent_upload_down_since(struct agent_upload *u);
+
+/* The upload, completer and re-adoption metrics, in Prometheus text (metrics.c calls it). */
+void agent_upload_metrics(FILE *f, const struct agent_metrics *m);
+
+/* Exposed for unit tests. */
+/* Delay before retry number attempt (1, 2, ...): 1 s doubling up to cap_ms, +-20% from rnd. */
+uint32_t agent_upload_backoff_ms(unsigned int attempt, uint32_t cap_ms, uint32_t rnd);
+
+enum agent_upload_verdict {
+	AGENT_UPLOAD_OK,       /* 2xx: acknowledged */
+	AGENT_UPLOAD_RETRY,    /* no answer, 5xx, 429: try again later */
+	AGENT_UPLOAD_CONFLICT, /* 409: start over from what the collector has */
+	AGENT_UPLOAD_REFUSED,  /* other statuses: permanent for this session */
+};
+enum agent_upload_verdict agent_upload_classify(long status);
+
+/* <sid>.up beside <sid>.rec: how far the upload got, and why it stopped for good. */
+struct agent_upload_state {
+	uint32_t acked;	   /* parts 0..acked-1 are acknowledged */
+	int failed_status; /* 0, or the HTTP status (or -errno) that refused the session */
+	char failed[256];  /* one line: why */
+};
+int agent_upload_state_parse(const char *buf, size_t len, struct agent_upload_state *st);
+/* Text form of st (ends with a newline). 0, or -ENOSPC when len is too small. */
+int agent_upload_state_format(const struct agent_upload_state *st, char *buf, size_t len);
+/* A missing file is the empty state; a damaged one too (parts are re-sent: harmless). */
+int agent_upload_state_load(const char *path, struct agent_upload_state *st);
+int agent_upload_state_save(const char *path, const struct agent_upload_state *st);
+/*
+ * Read the final recording at path once (every check of rec_reader) and build
+ * the complete request: {"parts":N,"node":...,"closed_by":...,"end":{...}}.
+ * -EAGAIN when it is not final, -EBADMSG when damaged (reason in why).
+ */
+int agent_upload_complete_body(const char *path, const char *sid, const char *node, char **body,
+			       uint32_t *parts, char *why, size_t whylen);
 
 /* ------------------------------------------------------------ session.c */
 
@@ -114,8 +216,13 @@ struct agent_session {
 	int64_t last_ns;
 	int64_t last_flush_ns;
 	int exit_code;
-	bool closing;		/* the launcher sent Close */
-	int64_t empty_since_ns; /* when the cgroup was first seen empty, 0 while populated */
+	bool sync;		   /* parts stream to the collector while it runs */
+	bool killed;		   /* the agent terminated it (cgroup.kill) */
+	const char *end_reason;	   /* why the agent ended it; NULL: its processes did */
+	int64_t recorded_since_ns; /* opened or adopted by this agent (UTC) */
+	struct agent_upload *up;   /* sync sessions: where parts go */
+	bool closing;		   /* the launcher sent Close */
+	int64_t empty_since_ns;	   /* when the cgroup was first seen empty, 0 while populated */
 	struct agent_lost lost_seen;
 	/* metadata */
 	char *user, *login, *kind, *tty, *remote_addr;
@@ -155,6 +262,11 @@ struct agent {
 	struct agent_session **sessions;
 	size_t n_sessions, cap_sessions;
 	uint64_t seq;
+	struct agent_upload *up;   /* NULL: no collector, recordings stay local */
+	int64_t next_completer_ns; /* CLOCK_MONOTONIC: the next spool scan */
+	unsigned int completer_runs;
+	char (*completer_skip)[40]; /* recordings it could not close: said once */
+	size_t n_completer_skip, cap_completer_skip;
 	gid_t socket_gid; /* socket_group, or (gid_t)-1 */
 	bool stopping;
 	bool reload;
@@ -174,6 +286,41 @@ void agent_session_tick(struct agent *a);
 /* The cgroup emptied (or the agent stops): write session.end and finalize. */
 void agent_session_finish(struct agent *a, struct agent_session *s, const char *reason);
 bool agent_session_populated(struct agent_session *s);
+/*
+ * A session rebuilt from its unfinished recording <rec_dir>/<sid>.rec: the
+ * writer reopened (a torn last part cut off), metadata from its session.start,
+ * ei and terminal counters from what is on disk. No cgroup, no kernel side,
+ * not in a->sessions. *last_ns: the time of its last event. Errors as
+ * rec_writer_reopen (-EALREADY: final; -ENODATA: no complete part).
+ */
+int agent_session_restore(struct agent *a, const char *sid, bool stream, struct agent_session **out,
+			  int64_t *last_ns);
+/* Free a session that agent_session_restore made (its writer abandoned). Accepts NULL. */
+void agent_session_free(struct agent_session *s);
+/*
+ * At start: take back every session whose cgroup under cgroup_root still has
+ * processes and whose recording is unfinished, and record on (a session.lost
+ * of class "agent" marks the gap).
+ */
+void agent_session_adopt_all(struct agent *a);
+/*
+ * Remove the session cgroups that nothing runs in any more and no session
+ * owns: those with a recording in our spool, and any empty for a minute.
+ */
+void agent_session_sweep(struct agent *a);
+/* A session directory name: a canonical UUID. */
+bool agent_session_is_sid(const char *name);
+
+/* ------------------------------------------------------------ completer.c */
+
+/*
+ * The upload completer, at start and every AGENT_COMPLETER_INTERVAL: finish
+ * the recordings a crash left open (their sessions not open here) with a
+ * session.end at the time of their last event ("closed by completer"), and
+ * queue every final recording the collector does not have yet.
+ */
+#define AGENT_COMPLETER_INTERVAL_NS (300 * 1000000000LL)
+void agent_completer_run(struct agent *a);
 
 /* ------------------------------------------------------------ events.c */
 

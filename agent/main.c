@@ -254,6 +254,20 @@ static void agent_on_record(void *ctx, const void *data, size_t size)
 	agent_session_queue(ctx, data, size);
 }
 
+static bool agent_str_same(const char *x, const char *y)
+{
+	return (!x && !y) || (x && y && strcmp(x, y) == 0);
+}
+
+static bool agent_collector_same(const struct agent_collector_conf *x,
+				 const struct agent_collector_conf *y)
+{
+	return agent_str_same(x->url, y->url) && agent_str_same(x->ca_file, y->ca_file) &&
+	       agent_str_same(x->cert_file, y->cert_file) &&
+	       agent_str_same(x->key_file, y->key_file) && agent_str_same(x->mode, y->mode) &&
+	       x->sync_grace_period == y->sync_grace_period;
+}
+
 static void agent_reload(struct agent *a)
 {
 	struct agent_config *n = NULL, *old = a->cfg;
@@ -278,9 +292,10 @@ static void agent_reload(struct agent *a)
 	    n->er.command_buffer_size != old->er.command_buffer_size ||
 	    n->er.disk_buffer_size != old->er.disk_buffer_size ||
 	    n->er.network_buffer_size != old->er.network_buffer_size ||
-	    n->er.terminal_buffer_size != old->er.terminal_buffer_size)
-		log_warn("reload: socket, data_dir, metrics_listen and enhanced_recording changes "
-			 "take effect at the next start");
+	    n->er.terminal_buffer_size != old->er.terminal_buffer_size ||
+	    !agent_collector_same(&n->collector, &old->collector))
+		log_warn("reload: socket, data_dir, metrics_listen, enhanced_recording and "
+			 "collector changes take effect at the next start");
 	a->cfg = n;
 	if (agent_open_audit(a)) {
 		a->cfg = old;
@@ -309,6 +324,11 @@ static void agent_reload(struct agent *a)
 		n->er.disk_buffer_size = old->er.disk_buffer_size;
 		n->er.network_buffer_size = old->er.network_buffer_size;
 		n->er.terminal_buffer_size = old->er.terminal_buffer_size;
+		/* the uploader runs with what it started with */
+		struct agent_collector_conf coll = n->collector;
+
+		n->collector = old->collector;
+		old->collector = coll;
 	}
 	agent_config_free(old);
 	a->socket_gid = gid;
@@ -442,6 +462,12 @@ static void agent_loop(struct agent *a)
 			a->mono_to_real = util_now_ns() - (int64_t)util_mono_ns();
 			agent_session_tick(a);
 			agent_update_metrics(a);
+			if ((int64_t)util_mono_ns() >= a->next_completer_ns) {
+				agent_completer_run(a);
+				agent_session_sweep(a);
+				a->next_completer_ns =
+				    (int64_t)util_mono_ns() + AGENT_COMPLETER_INTERVAL_NS;
+			}
 		}
 		if (cgroup_changed || tick)
 			agent_finish_ended(a, false, "exited");
@@ -512,6 +538,23 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	log_set_level(lvl);
+	/*
+	 * Before any thread starts (uploader, part writer, metrics): threads
+	 * inherit the mask, and one that left SIGTERM unblocked would take it
+	 * with the default action instead of the event loop's signalfd.
+	 */
+	{
+		sigset_t mask;
+
+		sigemptyset(&mask);
+		sigaddset(&mask, SIGTERM);
+		sigaddset(&mask, SIGINT);
+		sigaddset(&mask, SIGHUP);
+		if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
+			log_error("cannot block signals: %s", strerror(errno));
+			goto out;
+		}
+	}
 	if (agent_preflight() || agent_lock(a.cfg->er.pin_path) < 0)
 		goto out;
 	if (!a.cfg->er.enabled) {
@@ -520,8 +563,8 @@ int main(int argc, char **argv)
 	}
 	if (agent_resolve_group(&a, a.cfg, &a.socket_gid))
 		goto out;
-	if (gethostname(a.hostname, sizeof(a.hostname) - 1) < 0)
-		snprintf(a.hostname, sizeof(a.hostname), "localhost");
+	/* server_hostname in recordings and audit events: node_name (default: the host name) */
+	snprintf(a.hostname, sizeof(a.hostname), "%s", a.cfg->node_name);
 	snprintf(a.rec_dir, sizeof(a.rec_dir), "%s/recordings", a.cfg->data_dir);
 	if (util_mkdir_p(a.rec_dir, 0750)) {
 		log_error("cannot create %s: %s", a.rec_dir, strerror(errno));
@@ -533,6 +576,19 @@ int main(int argc, char **argv)
 	}
 	if (agent_open_audit(&a))
 		goto out;
+	if (agent_config_has_collector(a.cfg)) {
+		struct agent_upload_opts uo = {
+		    .conf = &a.cfg->collector,
+		    .node = a.cfg->node_name,
+		    .rec_dir = a.rec_dir,
+		    .metrics = &a.metrics,
+		};
+
+		if (agent_upload_start(&a.up, &uo))
+			goto out;
+	} else {
+		log_info("no collector configured: recordings stay in %s", a.rec_dir);
+	}
 	if (rec_pool_start(&a.pool, 0)) {
 		log_error("cannot start the recording writer thread");
 		goto out;
@@ -577,6 +633,15 @@ int main(int argc, char **argv)
 	if (a.cfg->metrics_listen[0] &&
 	    agent_metrics_start(&a.metrics_srv, a.cfg->metrics_listen, &a.metrics))
 		goto out;
+	/*
+	 * What the previous agent left: running sessions first, then the spool.
+	 * Nothing can fail after this point, and no launcher is served before the
+	 * loop runs, so a new session never meets a half-adopted one.
+	 */
+	agent_session_adopt_all(&a);
+	agent_completer_run(&a);
+	agent_session_sweep(&a);
+	a.next_completer_ns = (int64_t)util_mono_ns() + AGENT_COMPLETER_INTERVAL_NS;
 	log_info("sessrec-agent %s started: node %s (%s), %s programs, sessions under %s "
 		 "(level %u), socket %s",
 		 SESSREC_VERSION, a.hostname, a.server_id, agent_bpf_strategy_name(a.bpf),
@@ -586,6 +651,8 @@ int main(int argc, char **argv)
 	agent_bpf_consume(a.bpf);
 	agent_session_flush_cycle(&a);
 	agent_finish_ended(&a, true, "agent stopped");
+	if (a.up)
+		agent_upload_drain(a.up, AGENT_UPLOAD_DRAIN_NS);
 	rc = 0;
 out:
 	agent_metrics_stop(a.metrics_srv);
@@ -594,7 +661,10 @@ out:
 		unlink(a.cfg->socket);
 	}
 	agent_bpf_stop(a.bpf);
+	/* the pool's last parts may still go to the uploader (on_part): it stops after */
 	rec_pool_stop(a.pool);
+	agent_upload_stop(a.up);
+	free(a.completer_skip);
 	if (a.audit)
 		fclose(a.audit);
 	free(a.sessions);

@@ -75,6 +75,7 @@ char *agent_metrics_render(const struct agent_metrics *cm)
 		(unsigned long)LOAD(m->sessions_open), (unsigned long)LOAD(m->sessions_total),
 		(unsigned long)LOAD(m->recording_bytes), (unsigned long)LOAD(m->audit_bytes),
 		(unsigned long)LOAD(m->api_errors));
+	agent_upload_metrics(f, m);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;

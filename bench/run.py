@@ -837,20 +837,20 @@ class Bench:
             for c in CONFIGS:
                 runs = self.runs[w][c]
                 d[c] = {"median_s": median([r["ns"] for r in runs]) / 1e9 if runs else None,
-                        "runs_s": [r["ns"] / 1e9 for r in runs]}
+                        "runs_s": [r["ns"] / 1e9 for r in runs],
+                        "median_cpu_s": median([r["cpu_ns"] for r in runs]) / 1e9 if runs else None,
+                        "runs_cpu_s": [r["cpu_ns"] / 1e9 for r in runs]}
             base, fl, out, ins = (d[c]["median_s"] for c in CONFIGS)
-            d["per_op_us"] = {c: (d[c]["median_s"] * 1e6 / per_op_count(w, self.runs[w][c])) if d[c]["median_s"] else None for c in CONFIGS}
-            d["time_ratio"] = {c: (d[c]["median_s"] / base if base and d[c]["median_s"] else None) for c in CONFIGS[1:]}
-            d["floor_overhead_s"] = fl - base
-            d["agent_out_overhead_s"] = out - base
+            ops = {c: per_op_count(w, self.runs[w][c]) for c in CONFIGS}
+            d["per_op_us"] = {c: d[c]["median_s"] * 1e6 / ops[c] for c in CONFIGS}
+            d["per_op_cpu_us"] = {c: d[c]["median_cpu_s"] * 1e6 / ops[c] for c in CONFIGS}
+            d["time_ratio"] = {c: d[c]["median_s"] / base for c in CONFIGS[1:]}
+            d["cpu_ratio"] = {c: d[c]["median_cpu_s"] / d["baseline"]["median_cpu_s"] for c in CONFIGS[1:]}
             d["base_spread"] = spread(d["baseline"]["runs_s"])
-            # A floor overhead inside the noise makes the ratio meaningless (it can be any number).
-            noise = max(d["base_spread"], NOISE_MIN) * base
-            d["outside_ratio_raw"] = (out - base) / (fl - base) if fl != base else None
-            d["outside_ratio"] = d["outside_ratio_raw"] if fl - base > noise else None
-            # The same from each configuration's fastest run: noise only ever adds time.
-            bmin, fmin, omin = (min(d[c]["runs_s"]) for c in ("baseline", "floor", "agent_out"))
-            d["outside_ratio_best"] = (omin - bmin) / (fmin - bmin) if fmin - bmin > NOISE_MIN * bmin else None
+            d["base_cpu_spread"] = spread(d["baseline"]["runs_cpu_s"])
+            d["outside"] = outside_ratio(d, "median_s", d["base_spread"])
+            d["outside_cpu"] = outside_ratio(d, "median_cpu_s", d["base_cpu_spread"])
+            d["outside_ratio"] = d["outside"]["ratio"]
             infos = self.inside[w]
             d["agent_cpu_s"] = median([i["cpu_s"] for i in infos])
             d["inside_runs"] = infos
@@ -858,19 +858,13 @@ class Bench:
                 d["mb_s"] = {c: (self.sizes[w] / MIB) / d[c]["median_s"] for c in CONFIGS}
             res["workloads"][w] = d
 
-            # targets: outside the session, against the floor's overhead
-            t = {"check": "outside sessions: agent overhead / floor overhead (%s)" % w, "target": "<= %.2f" % TARGET_OUTSIDE}
-            best = d["outside_ratio_best"]
-            best_note = "; from the fastest runs: %s" % ("%.2f" % best if best is not None else "undefined")
-            if d["outside_ratio"] is None:
-                t.update(value=None, met=None,
-                         note="floor %+.1f%%, agent-out %+.1f%% vs baseline: the floor is within the noise (%.1f%%), "
-                              "ratio undefined%s" % (100 * (fl - base) / base, 100 * (out - base) / base,
-                                                     100 * max(d["base_spread"], NOISE_MIN), best_note))
-            else:
-                t.update(value=round(d["outside_ratio"], 3), met=d["outside_ratio"] <= TARGET_OUTSIDE,
-                         note="floor %+.1f%%, agent-out %+.1f%% vs baseline%s" % (
-                             100 * (fl - base) / base, 100 * (out - base) / base, best_note))
+            # Outside sessions, against the floor's overhead: judged on wall time (the spec),
+            # with the CPU-time view beside it (it does not count waiting for a busy CPU).
+            o, oc = d["outside"], d["outside_cpu"]
+            t = {"check": "outside sessions: agent overhead / floor overhead (%s)" % w,
+                 "target": "<= %.2f" % TARGET_OUTSIDE, "value": None if o["ratio"] is None else round(o["ratio"], 3),
+                 "met": None if o["ratio"] is None else o["ratio"] <= TARGET_OUTSIDE,
+                 "note": "wall: %s; cpu: %s" % (o["text"], oc["text"])}
             res["targets"].append(t)
             if w in TARGET_INSIDE:
                 ratio = ins / base
@@ -908,6 +902,20 @@ class Bench:
         elif self.hwm_kb:
             res["rss"] = {"peak_hwm_kb": max(self.hwm_kb)}
         return res
+
+
+def outside_ratio(d, key, base_spread):
+    """(agent_out - base) / (floor - base) on one metric, or None when the floor is within the noise."""
+    base, fl, out = d["baseline"][key], d["floor"][key], d["agent_out"][key]
+    noise = max(base_spread, NOISE_MIN)
+    f, a = (fl - base) / base, (out - base) / base
+    r = {"floor_pct": 100 * f, "agent_out_pct": 100 * a, "noise_pct": 100 * noise, "ratio": None}
+    if f > noise:
+        r["ratio"] = a / f
+        r["text"] = "floor %+.1f%%, agent-out %+.1f%% -> %.2f" % (100 * f, 100 * a, r["ratio"])
+    else:
+        r["text"] = "floor %+.1f%%, agent-out %+.1f%% (floor within %.0f%% noise: n/a)" % (100 * f, 100 * a, 100 * noise)
+    return r
 
 
 def per_op_count(w, runs):
@@ -984,16 +992,19 @@ def report(res):
     out.append("")
     rows = []
     for w, d in res["workloads"].items():
-        pu = d["per_op_us"]
         unit = "us/write" if w == "pty" else "us/op"
-        extra = ""
+        cr = d["cpu_ratio"]
+        rows.append([w, "wall " + unit, *("%.2f" % d["per_op_us"][c] for c in CONFIGS),
+                     "%.3f/%.3f/%.3f" % tuple(d["time_ratio"][c] for c in CONFIGS[1:]),
+                     "%.1f%%" % (100 * d["base_spread"]),
+                     "%.2fs" % d["agent_cpu_s"] if d["agent_cpu_s"] is not None else "-"])
+        rows.append(["", "cpu " + unit, *("%.2f" % d["per_op_cpu_us"][c] for c in CONFIGS),
+                     "%.3f/%.3f/%.3f" % tuple(cr[c] for c in CONFIGS[1:]),
+                     "%.1f%%" % (100 * d["base_cpu_spread"]), ""])
         if w == "pty":
-            extra = "MB/s %.1f / %.1f / %.1f / %.1f" % tuple(d["mb_s"][c] for c in CONFIGS)
-        rows.append([w, unit, *("%.2f" % pu[c] if pu[c] else "-" for c in CONFIGS),
-                     "%.2fs" % d["agent_cpu_s"] if d["agent_cpu_s"] is not None else "-",
-                     "%.1f%%" % (100 * d["base_spread"]), extra])
-    out.append(table(rows, ["per op", "unit", "baseline", "floor", "agent-out", "agent-in",
-                            "agent CPU (in)", "base spread", ""]))
+            rows.append(["", "MB/s", *("%.1f" % d["mb_s"][c] for c in CONFIGS), "", "", ""])
+    out.append(table(rows, ["per op", "", "baseline", "floor", "agent-out", "agent-in",
+                            "ratio floor/out/in", "base spread", "agent CPU (in)"]))
     out.append("")
     rows = [[t["check"], "-" if t.get("value") is None else t["value"], t["target"], fmt_met(t.get("met")), t.get("note", "")]
             for t in res["targets"]]

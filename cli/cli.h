@@ -153,6 +153,12 @@ int cli_event_line(const Sessrec__Event *ev, char **out);
  * recording or a server never reach the terminal raw.
  */
 void cli_fput_word(FILE *f, const char *s);
+/*
+ * Length of the valid UTF-8 sequence at NUL-terminated p (1..4 bytes), or 0
+ * for a stray byte, an overlong or surrogate form, or a C1 control
+ * (U+0080..U+009F), which some terminals obey like an escape sequence.
+ */
+size_t cli_utf8_len(const unsigned char *p);
 /* Words separated by spaces, each as cli_fput_word writes it. */
 void cli_fput_argv(FILE *f, char *const *argv, size_t n);
 /* "rc=0", "rc=3", "rc=-ENOENT". */
@@ -240,12 +246,14 @@ struct cli_remote {
 #define CLI_OPT_URL   0x100
 #define CLI_OPT_TOKEN 0x101
 #define CLI_OPT_CA    0x102
+/* clang-format off */
 #define CLI_REMOTE_OPTIONS \
 	{"url", required_argument, NULL, CLI_OPT_URL}, \
 	{"token", required_argument, NULL, CLI_OPT_TOKEN}, \
 	{"ca", required_argument, NULL, CLI_OPT_CA}
+/* clang-format on */
 #define CLI_REMOTE_HELP                                                                            \
-	"Collector (flags, else SESSREC_URL, SESSREC_TOKEN, SESSREC_CA, else url, token\n"          \
+	"Collector (flags, else SESSREC_URL, SESSREC_TOKEN, SESSREC_CA, else url, token\n"         \
 	"and ca in ~/.config/sessrec/config.yaml):\n"                                              \
 	"      --url URL    the collector, https://host:port\n"                                    \
 	"      --token T    a bearer token (sessrec-collector token create)\n"                     \
@@ -295,11 +303,11 @@ void cli_conn_free(struct cli_conn *c);
  */
 struct cli_client;
 
-#define CLI_JSON_MAX	  (32u << 20)	   /* a JSON answer */
-#define CLI_LINE_MAX	  (16u << 20)	   /* one line of a JSON-lines answer */
-#define CLI_RECORDING_MAX (4ull << 30)	   /* a recording, written to a temporary file */
-#define CLI_ERRBODY_MAX	  (64u << 10)	   /* the body of an error answer */
-#define CLI_FOLLOW_IDLE_S 45		   /* the collector sends a newline every 15 s */
+#define CLI_JSON_MAX	  (32u << 20)  /* a JSON answer */
+#define CLI_LINE_MAX	  (16u << 20)  /* one line of a JSON-lines answer */
+#define CLI_RECORDING_MAX (4ull << 30) /* a recording, written to a temporary file */
+#define CLI_ERRBODY_MAX	  (64u << 10)  /* the body of an error answer */
+#define CLI_FOLLOW_IDLE_S 45	       /* the collector sends a newline every 15 s */
 
 /* Resolve flags (over cli_remote_set_global's, the environment and the file) and connect lazily. */
 int cli_client_open(struct cli_client **out, const struct cli_remote *flags);
@@ -331,8 +339,8 @@ enum cli_target cli_target_of(const char *arg);
 
 /* A recording to read: a local file, or a session's recording downloaded from the collector. */
 struct cli_recsrc {
-	char *path; /* what rec_reader_open / rec_verify read */
-	char *name; /* what messages call it: the path, or the session id */
+	char *path;		 /* what rec_reader_open / rec_verify read */
+	char *name;		 /* what messages call it: the path, or the session id */
 	char sid[UUID_STR_LEN_]; /* downloaded: the session asked for; else "" */
 	int fd;			 /* downloaded: the unlinked temporary file; else -1 */
 };
@@ -400,12 +408,22 @@ struct cli_cast {
 	uint64_t last_ms; /* time of the last line: lines never go back */
 	uint8_t carry[4]; /* an incomplete UTF-8 sequence from the previous chunk */
 	size_t ncarry;
-	struct cli_buf line;
+	uint64_t carry_ms;   /* when the carried bytes came */
+	bool onlcr;	     /* write "\n" as "\r\n" (the default; see cli_cast_begin) */
+	bool last_cr;	     /* the last byte written was '\r' */
+	struct cli_buf in;   /* carry + the chunk */
+	struct cli_buf line; /* the line being built */
 };
 
-/* Start: write the header from the session.start event (st), its time start_ns. */
-int cli_cast_begin(struct cli_cast *c, FILE *out, const Sessrec__SessionStart *st,
-		   int64_t start_ns, const char *term);
+/*
+ * Start: write the header from the session.start event (st), its time
+ * start_ns. The recorder sees output as programs write it, before the
+ * terminal's line discipline turns "\n" into "\r\n" (onlcr, on by default);
+ * players do not do that, so the writer does it (set c->onlcr = false after
+ * this call to keep the bytes as recorded).
+ */
+int cli_cast_begin(struct cli_cast *c, FILE *out, const Sessrec__SessionStart *st, int64_t start_ns,
+		   const char *term);
 /* Output at ms since the start. */
 int cli_cast_output(struct cli_cast *c, uint64_t ms, const uint8_t *data, size_t len);
 /* Terminal output that the recorder lost: a visible marker line. */

@@ -197,8 +197,8 @@ int cli_conn_resolve(struct cli_conn *out, const struct cli_remote *flags,
 
 	memset(out, 0, sizeof(*out));
 	err[0] = '\0';
-	need_file = !(flags->url || env->url) || !(flags->token || env->token) ||
-		    !(flags->ca || env->ca);
+	need_file =
+	    !(flags->url || env->url) || !(flags->token || env->token) || !(flags->ca || env->ca);
 	if (need_file && config_path) {
 		ret = conf_parse_file(cli_conf_keys, &file, config_path, err, errlen);
 		if (ret == -ENOENT) {
@@ -228,13 +228,17 @@ int cli_conn_resolve(struct cli_conn *out, const struct cli_remote *flags,
 		goto out;
 	}
 	if (!cli_url_ok(url) || cli_has_ctl_or_space(url)) {
-		snprintf(err, errlen, "the URL from %s must be https://HOST[:PORT] (or http:// for a "
-			 "local collector in insecure_dev_mode)", c.url_from);
+		snprintf(err, errlen,
+			 "the URL from %s must be https://HOST[:PORT] (or http:// for a "
+			 "local collector in insecure_dev_mode)",
+			 c.url_from);
 		goto out;
 	}
 	if (token && (!*token || cli_has_ctl_or_space(token))) {
-		snprintf(err, errlen, "the token from %s is empty or holds spaces or control "
-			 "characters", c.token_from);
+		snprintf(err, errlen,
+			 "the token from %s is empty or holds spaces or control "
+			 "characters",
+			 c.token_from);
 		goto out;
 	}
 	ret = -ENOMEM;
@@ -326,7 +330,7 @@ struct cli_xfer {
 };
 
 static void cli_client_fail(struct cli_client *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static void cli_client_fail(struct cli_client *c, const char *fmt, ...)
 {
@@ -426,7 +430,8 @@ int cli_client_open(struct cli_client **out, const struct cli_remote *flags)
 	}
 	if (c->conn.ca && access(c->conn.ca, R_OK) != 0) {
 		ret = -errno;
-		cli_err("the CA file %s (from %s): %s", c->conn.ca, c->conn.ca_from, strerror(-ret));
+		cli_err("the CA file %s (from %s): %s", c->conn.ca, c->conn.ca_from,
+			strerror(-ret));
 		goto out;
 	}
 	if (!global_done) {
@@ -538,8 +543,8 @@ static size_t cli_xfer_write(char *data, size_t size, size_t nmemb, void *ud)
 	size_t n = size * nmemb;
 	int err = 0;
 
-	if (!x->status && curl_easy_getinfo(x->c->curl, CURLINFO_RESPONSE_CODE, &x->status) !=
-			      CURLE_OK)
+	if (!x->status &&
+	    curl_easy_getinfo(x->c->curl, CURLINFO_RESPONSE_CODE, &x->status) != CURLE_OK)
 		x->status = 0;
 	if (x->follow)
 		x->last_data = cli_mono_s();
@@ -626,8 +631,7 @@ static void cli_client_http_error(struct cli_client *c, const struct cli_xfer *x
 	cli_clean_msg(msg, 300);
 	if (!msg[0])
 		snprintf(msg, sizeof(msg), "%s",
-			 status >= 300 && status < 400 ? "unexpected redirect"
-						       : "no reason given");
+			 status >= 300 && status < 400 ? "unexpected redirect" : "no reason given");
 	if (status == 401 && c->conn.token)
 		cli_client_fail(c,
 				"collector: %s (HTTP 401: the token from %s was not accepted; set "
@@ -644,8 +648,7 @@ static void cli_client_http_error(struct cli_client *c, const struct cli_xfer *x
 
 static bool cli_tls_error(CURLcode res)
 {
-	return res == CURLE_PEER_FAILED_VERIFICATION || res == CURLE_SSL_CACERT_BADFILE ||
-	       res == CURLE_SSL_CONNECT_ERROR || res == CURLE_SSL_CERTPROBLEM;
+	return res == CURLE_PEER_FAILED_VERIFICATION || res == CURLE_SSL_CACERT_BADFILE;
 }
 
 static int cli_client_get(struct cli_client *c, struct cli_xfer *x)
@@ -690,24 +693,28 @@ static int cli_client_get(struct cli_client *c, struct cli_xfer *x)
 		if (x->cb_err)
 			goto out;
 		if (ret == -EFBIG)
-			cli_client_fail(c, "the collector's answer to GET %s is larger than %" PRIu64
-					   " bytes",
-					x->path,
-					(uint64_t)(x->kind == CLI_SINK_FD ? x->fcap : x->cap));
+			cli_client_fail(
+			    c, "the collector's answer to GET %s is larger than %" PRIu64 " bytes",
+			    x->path, (uint64_t)(x->kind == CLI_SINK_FD ? x->fcap : x->cap));
 		else if (ret == -E2BIG)
-			cli_client_fail(c, "a line of the collector's answer to GET %s is longer "
-					   "than %u bytes",
+			cli_client_fail(c,
+					"a line of the collector's answer to GET %s is longer "
+					"than %u bytes",
 					x->path, CLI_LINE_MAX);
 		else if (ret == -ETIMEDOUT)
-			cli_client_fail(c, "the collector at %s sent nothing for %d s",
-					c->conn.url, CLI_FOLLOW_IDLE_S);
+			cli_client_fail(c, "the collector at %s sent nothing for %d s", c->conn.url,
+					CLI_FOLLOW_IDLE_S);
+		else if (x->kind == CLI_SINK_FD)
+			cli_client_fail(c, "cannot store the answer to GET %s: %s", x->path,
+					strerror(-ret));
 		else
 			cli_client_fail(c, "GET %s: %s", x->path, strerror(-ret));
 		goto out;
 	}
 	if (res == CURLE_FILESIZE_EXCEEDED) {
 		ret = -EFBIG;
-		cli_client_fail(c, "the collector's answer to GET %s is larger than %" PRIu64 " bytes",
+		cli_client_fail(c,
+				"the collector's answer to GET %s is larger than %" PRIu64 " bytes",
 				x->path, (uint64_t)(x->kind == CLI_SINK_FD ? x->fcap : x->cap));
 		goto out;
 	}

@@ -241,8 +241,8 @@ static int cli_events_sid(const char *arg, uint32_t mask, bool json,
 			  const struct cli_remote *remote)
 {
 	static const int bodies[] = {
-	    SESSREC__EVENT__BODY_START,	  SESSREC__EVENT__BODY_END,   SESSREC__EVENT__BODY_COMMAND,
-	    SESSREC__EVENT__BODY_DISK,	  SESSREC__EVENT__BODY_NETWORK, SESSREC__EVENT__BODY_PRINT,
+	    SESSREC__EVENT__BODY_START, SESSREC__EVENT__BODY_END,     SESSREC__EVENT__BODY_COMMAND,
+	    SESSREC__EVENT__BODY_DISK,	SESSREC__EVENT__BODY_NETWORK, SESSREC__EVENT__BODY_PRINT,
 	    SESSREC__EVENT__BODY_LOST,
 	};
 	struct cli_events_remote er = {.mask = mask, .json = json};
@@ -291,7 +291,7 @@ int do_events(int argc, char **argv)
 	const char *arg;
 	uint32_t mask = 0, m;
 	bool json = false;
-	int c;
+	int c, status = CLI_EXIT_USAGE;
 
 	optind = 0;
 	opterr = 0;
@@ -305,33 +305,40 @@ int do_events(int argc, char **argv)
 				cli_err("events: --type '%s': unknown type (one of start, end, "
 					"command, disk, network, print, lost)",
 					optarg);
-				return CLI_EXIT_USAGE;
+				goto out;
 			}
 			mask |= m;
 			break;
 		case 'h':
 			cli_events_usage(stdout);
-			return CLI_EXIT_OK;
+			status = CLI_EXIT_OK;
+			goto out;
 		default:
 			if (cli_remote_opt(&remote, c, optarg))
 				break;
-			return cli_opt_error("events", c, argv);
+			status = cli_opt_error("events", c, argv);
+			goto out;
 		}
 	}
 	if (argc - optind != 1) {
 		cli_err("events: expected one recording PATH or session ID (see '%s events "
 			"--help')",
 			CLI_PROG);
-		return CLI_EXIT_USAGE;
+		goto out;
 	}
 	arg = argv[optind];
 	switch (cli_target_of(arg)) {
 	case CLI_TARGET_FILE:
-		return cli_events_file(arg, mask, json);
+		status = cli_events_file(arg, mask, json);
+		break;
 	case CLI_TARGET_SID:
-		return cli_events_sid(arg, mask, json, &remote);
+		status = cli_events_sid(arg, mask, json, &remote);
+		break;
 	default:
 		cli_err("events: %s: no such file, and not a session id (a UUID)", arg);
-		return CLI_EXIT_FAIL;
+		status = CLI_EXIT_FAIL;
+		break;
 	}
+out:
+	return status;
 }

@@ -132,12 +132,7 @@ int cli_open_flags_str(int32_t flags, char *buf, size_t len)
 	return 0;
 }
 
-/*
- * Length of the valid UTF-8 sequence at p (1..4 bytes), or 0 for a stray
- * byte, an overlong or surrogate form, or a C1 control (U+0080..U+009F), which
- * some terminals obey like an escape sequence.
- */
-static size_t cli_utf8_len(const unsigned char *p)
+size_t cli_utf8_len(const unsigned char *p)
 {
 	unsigned char c = p[0];
 	uint32_t cp;

@@ -16,9 +16,13 @@ struct cli_cmd {
 
 static const struct cli_cmd cli_cmds[] = {
     {"run", do_run, cli_run_usage, "run a command as a recorded session"},
-    {"events", do_events, cli_events_usage, "list the events of a recording"},
+    {"ls", do_ls, cli_ls_usage, "list the sessions on the collector"},
+    {"show", do_show, cli_show_usage, "show what the collector knows about a session"},
+    {"events", do_events, cli_events_usage, "list the events of a recording or session"},
     {"play", do_play, cli_play_usage, "replay the terminal output of a recording"},
+    {"export", do_export, cli_export_usage, "convert a recording to asciicast or JSON"},
     {"verify", do_verify, cli_verify_usage, "check that a recording is complete and intact"},
+    {"audit", do_audit, cli_audit_usage, "print the collector's audit log (audit tail [-f])"},
 };
 
 #define CLI_NCMDS (sizeof(cli_cmds) / sizeof(cli_cmds[0]))
@@ -35,13 +39,17 @@ static const struct cli_cmd *cli_find(const char *name)
 static void cli_usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: %s COMMAND [OPTIONS] [ARGS]\n"
+		"Usage: %s [--url URL] [--token T] [--ca FILE] COMMAND [OPTIONS] [ARGS]\n"
 		"       %s help COMMAND | --help | --version\n\n"
 		"Record interactive sessions with eBPF, and read the recordings.\n\n"
 		"Commands:\n",
 		CLI_PROG, CLI_PROG);
 	for (size_t i = 0; i < CLI_NCMDS; i++)
 		fprintf(out, "  %-8s  %s\n", cli_cmds[i].name, cli_cmds[i].summary);
+	fprintf(out,
+		"\nThe commands that talk to the collector take --url, --token and --ca (also\n"
+		"before the command), else SESSREC_URL, SESSREC_TOKEN and SESSREC_CA, else\n"
+		"url, token and ca in ~/.config/sessrec/config.yaml.\n");
 	fprintf(out, "\nEvery command takes --help. Exit status: 0 on success, 1 when the command\n"
 		     "failed (one line on stderr says why), 2 on a bad command line; `run` exits\n"
 		     "with the status of the command it ran.\n");
@@ -107,14 +115,58 @@ static int cli_std_fds(void)
 	return 0;
 }
 
+/*
+ * --url, --token and --ca before the command ("sessrec --url U ls"): taken
+ * here, under what the command's own flags say. Returns how many words were
+ * used, or -1 after an error message.
+ */
+static int cli_global_opts(int argc, char **argv)
+{
+	static const char *const names[] = {"--url", "--token", "--ca"};
+	static const int codes[] = {CLI_OPT_URL, CLI_OPT_TOKEN, CLI_OPT_CA};
+	struct cli_remote r = {0};
+	int i = 1;
+
+	while (i < argc) {
+		size_t k, n;
+
+		for (k = 0; k < 3; k++) {
+			n = strlen(names[k]);
+			if (strncmp(argv[i], names[k], n) == 0 &&
+			    (argv[i][n] == '\0' || argv[i][n] == '='))
+				break;
+		}
+		if (k == 3)
+			break;
+		if (argv[i][n] == '=') {
+			cli_remote_opt(&r, codes[k], argv[i] + n + 1);
+			i++;
+		} else if (i + 1 < argc) {
+			cli_remote_opt(&r, codes[k], argv[i + 1]);
+			i += 2;
+		} else {
+			cli_err("option '%s' needs a value (see '%s --help')", names[k], CLI_PROG);
+			return -1;
+		}
+	}
+	cli_remote_set_global(&r);
+	return i - 1;
+}
+
 int main(int argc, char **argv)
 {
 	const struct cli_cmd *cmd;
-	const char *name = argc > 1 ? argv[1] : NULL;
-	int status;
+	const char *name;
+	int status, used;
 
 	if (cli_std_fds() < 0)
 		return CLI_EXIT_FAIL;
+	used = cli_global_opts(argc, argv);
+	if (used < 0)
+		return CLI_EXIT_USAGE;
+	argc -= used;
+	argv += used;
+	name = argc > 1 ? argv[1] : NULL;
 	if (!name) {
 		cli_usage(stderr);
 		status = CLI_EXIT_USAGE;

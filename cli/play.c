@@ -18,15 +18,18 @@
 void cli_play_usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: %s play [--speed X] [--max-idle S] PATH\n\n"
-		"Write the terminal output of a recording to stdout with the timing it was\n"
+		"Usage: %s play [--speed X] [--max-idle S] PATH|SID\n\n"
+		"Write the terminal output of a recording (a file, or a session's recording\n"
+		"downloaded from the collector) to stdout with the timing it was\n"
 		"recorded with. Output that the recorder lost shows up where it was lost, as a\n"
 		"line \"[sessrec: N bytes of terminal output lost here]\".\n\n"
 		"Options:\n"
 		"  -s, --speed X     play X times as fast (default 1; 0 plays without delays)\n"
 		"  -i, --max-idle S  wait at most S seconds between two chunks (default: no cap)\n"
 		"  -h, --help        show this help\n\n"
-		"Environment: SESSREC_PLAY_NOWAIT=1 plays without delays, like --speed 0.\n",
+		"Environment: SESSREC_PLAY_NOWAIT=1 plays without delays, like --speed 0.\n\n"
+		"An argument that names an existing file is read locally; a session id (a\n"
+		"UUID) is downloaded from the collector first.\n\n" CLI_REMOTE_HELP,
 		CLI_PROG);
 }
 
@@ -112,12 +115,16 @@ int do_play(int argc, char **argv)
 	    {"speed", required_argument, NULL, 's'},
 	    {"max-idle", required_argument, NULL, 'i'},
 	    {"help", no_argument, NULL, 'h'},
+	    CLI_REMOTE_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};
 	struct cli_play p = {.speed = 1.0};
+	struct cli_remote remote = {0};
+	struct cli_recsrc src = {.fd = -1};
+	struct cli_client *cl = NULL;
 	struct rec_reader *r = NULL;
 	Sessrec__Event *ev = NULL;
-	const char *path, *nowait;
+	const char *nowait;
 	int c, n, err, status = CLI_EXIT_USAGE;
 
 	optind = 0;
@@ -143,24 +150,30 @@ int do_play(int argc, char **argv)
 			status = CLI_EXIT_OK;
 			goto out;
 		default:
+			if (cli_remote_opt(&remote, c, optarg))
+				break;
 			status = cli_opt_error("play", c, argv);
 			goto out;
 		}
 	}
 	if (argc - optind != 1) {
-		cli_err("play: expected one recording PATH (see '%s play --help')", CLI_PROG);
+		cli_err("play: expected one recording PATH or session ID (see '%s play --help')",
+			CLI_PROG);
 		goto out;
 	}
-	path = argv[optind];
 	nowait = getenv("SESSREC_PLAY_NOWAIT");
 	if (nowait && *nowait && strcmp(nowait, "0") != 0)
 		p.speed = 0;
 	p.color = isatty(STDOUT_FILENO) == 1;
 
 	status = CLI_EXIT_FAIL;
-	err = rec_reader_open(&r, path);
+	if (cli_recsrc_open(&src, "play", argv[optind], &cl, &remote))
+		goto out;
+	err = rec_reader_open(&r, src.path);
+	if (!err && src.sid[0])
+		err = rec_reader_expect_sid(r, src.sid);
 	if (err) {
-		cli_err("%s: %s", path, strerror(-err));
+		cli_err("%s: %s", src.name, strerror(-err));
 		goto out;
 	}
 	if (clock_gettime(CLOCK_MONOTONIC, &p.t0) != 0) {
@@ -183,12 +196,14 @@ int do_play(int argc, char **argv)
 	if (n < 0) {
 		const char *why = rec_reader_error(r);
 
-		cli_err("%s: %s", path, why && *why ? why : strerror(-n));
+		cli_err("%s: %s", src.name, why && *why ? why : strerror(-n));
 		goto out;
 	}
 	status = CLI_EXIT_OK;
 out:
 	if (r)
 		rec_reader_close(r);
+	cli_recsrc_close(&src);
+	cli_client_close(cl);
 	return status;
 }

@@ -51,11 +51,48 @@ out:
 	return err;
 }
 
-int cli_recsrc_open(struct cli_recsrc *s, const char *cmd, const char *arg,
-		    struct cli_client **client, const struct cli_remote *flags)
+/* GET /v1/sessions/{sid}/recording into an unlinked temporary file. */
+static int cli_recsrc_download(struct cli_recsrc *s, const char *cmd, const char *arg,
+			       struct cli_client **client, const struct cli_remote *flags)
 {
 	char path[96];
 	int err;
+
+	for (size_t i = 0; i < UUID_STR_LEN_ - 1; i++)
+		s->sid[i] = (char)tolower((unsigned char)arg[i]);
+	s->sid[UUID_STR_LEN_ - 1] = '\0';
+	if (!*client) {
+		err = cli_client_open(client, flags);
+		if (err)
+			goto out;
+	}
+	err = cli_recsrc_tmpfile(&s->fd);
+	if (err) {
+		cli_err("%s: cannot create a temporary file for the recording: %s", cmd,
+			strerror(-err));
+		goto out;
+	}
+	snprintf(path, sizeof(path), "/v1/sessions/%s/recording", s->sid);
+	err = cli_client_get_file(*client, path, s->fd, CLI_RECORDING_MAX);
+	if (err)
+		goto out;
+	if (asprintf(&s->path, "/proc/self/fd/%d", s->fd) < 0) {
+		s->path = NULL;
+		err = -ENOMEM;
+	}
+	s->name = strdup(s->sid);
+	if (!s->path || !s->name) {
+		cli_err("out of memory");
+		err = -ENOMEM;
+	}
+out:
+	return err;
+}
+
+int cli_recsrc_open(struct cli_recsrc *s, const char *cmd, const char *arg,
+		    struct cli_client **client, const struct cli_remote *flags)
+{
+	int err = 0;
 
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
@@ -66,48 +103,18 @@ int cli_recsrc_open(struct cli_recsrc *s, const char *cmd, const char *arg,
 		if (!s->path || !s->name) {
 			cli_err("out of memory");
 			err = -ENOMEM;
-			goto fail;
 		}
-		return 0;
-	case CLI_TARGET_NONE:
-		cli_err("%s: %s: no such file, and not a session id (a UUID)", cmd, arg);
-		return -ENOENT;
+		break;
 	case CLI_TARGET_SID:
+		err = cli_recsrc_download(s, cmd, arg, client, flags);
+		break;
+	default:
+		cli_err("%s: %s: no such file, and not a session id (a UUID)", cmd, arg);
+		err = -ENOENT;
 		break;
 	}
-	for (size_t i = 0; i < UUID_STR_LEN_ - 1; i++)
-		s->sid[i] = (char)tolower((unsigned char)arg[i]);
-	s->sid[UUID_STR_LEN_ - 1] = '\0';
-	if (!*client) {
-		err = cli_client_open(client, flags);
-		if (err)
-			goto fail;
-	}
-	err = cli_recsrc_tmpfile(&s->fd);
-	if (err) {
-		cli_err("%s: cannot create a temporary file for the recording: %s", cmd,
-			strerror(-err));
-		goto fail;
-	}
-	snprintf(path, sizeof(path), "/v1/sessions/%s/recording", s->sid);
-	err = cli_client_get_file(*client, path, s->fd, CLI_RECORDING_MAX);
 	if (err)
-		goto fail;
-	if (asprintf(&s->path, "/proc/self/fd/%d", s->fd) < 0) {
-		s->path = NULL;
-		cli_err("out of memory");
-		err = -ENOMEM;
-		goto fail;
-	}
-	s->name = strdup(s->sid);
-	if (!s->name) {
-		cli_err("out of memory");
-		err = -ENOMEM;
-		goto fail;
-	}
-	return 0;
-fail:
-	cli_recsrc_close(s);
+		cli_recsrc_close(s);
 	return err;
 }
 

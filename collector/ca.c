@@ -112,8 +112,8 @@ static int ca_new_key(struct ca_cert *c, char *err, size_t errlen)
 	rc = gnutls_x509_privkey_init(&c->key);
 	if (rc < 0)
 		return ca_fail(rc, "private key", err, errlen);
-	rc = gnutls_x509_privkey_generate(
-	    c->key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0);
+	rc = gnutls_x509_privkey_generate(c->key, GNUTLS_PK_ECDSA,
+					  GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0);
 	if (rc < 0)
 		return ca_fail(rc, "generating an ECDSA P-256 key", err, errlen);
 	rc = gnutls_privkey_init(&c->pkey);
@@ -247,9 +247,8 @@ static int ca_add_san(gnutls_x509_crt_t crt, const char *host, char *err, size_t
 		rc = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, addr, 16,
 							  GNUTLS_FSAN_APPEND);
 	else if (ca_dns_name_valid(buf))
-		rc = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, buf,
-							  (unsigned int)strlen(buf),
-							  GNUTLS_FSAN_APPEND);
+		rc = gnutls_x509_crt_set_subject_alt_name(
+		    crt, GNUTLS_SAN_DNSNAME, buf, (unsigned int)strlen(buf), GNUTLS_FSAN_APPEND);
 	else {
 		snprintf(err, errlen, "--host '%s': not an IP address or a DNS name", host);
 		return -EINVAL;
@@ -370,8 +369,8 @@ int collector_ca_init(const char *dir, const char *const *hosts, size_t n_hosts,
 		return -EINVAL;
 	}
 	for (int i = 0; i < 4; i++) {
-		ret = ca_path(paths[i], sizeof(paths[i]), dir, names[i][0], names[i][1], err,
-			      errlen);
+		ret =
+		    ca_path(paths[i], sizeof(paths[i]), dir, names[i][0], names[i][1], err, errlen);
 		if (!ret)
 			ret = ca_must_not_exist(paths[i], err, errlen);
 		if (ret)

@@ -9,6 +9,22 @@
 
 /* ------------------------------------------------------------ config.c */
 
+/* A user's trait (users.NAME.traits.KEY): a list of values. */
+struct collector_trait {
+	char *key;
+	char **values;
+	size_t n_values;
+};
+
+/* Who a user is for policy filters: the config's users.NAME. */
+struct collector_user {
+	char *name;
+	char **roles;
+	size_t n_roles;
+	struct collector_trait *traits;
+	size_t n_traits;
+};
+
 struct collector_config {
 	char *listen;		  /* host:port; default 127.0.0.1:8443 */
 	char *data_dir;		  /* default /var/lib/sessrec/collector */
@@ -25,6 +41,9 @@ struct collector_config {
 	uint32_t max_connections;    /* default 256 */
 	uint32_t request_timeout;    /* seconds; default 60 */
 	char *store;		     /* storage backend: "local" (default) */
+	uint32_t summary_workers;    /* threads running summary jobs; default 2 */
+	struct collector_user *users; /* users: name -> roles, traits (policy filters) */
+	size_t n_users;
 };
 
 /* Load and validate (FILE:LINE: problem in err). path NULL: defaults only. */
@@ -32,6 +51,9 @@ int collector_config_load(const char *path, struct collector_config **out, char 
 			  size_t errlen);
 void collector_config_free(struct collector_config *c);
 void collector_config_dump(const struct collector_config *c, FILE *f);
+/* users.NAME, or NULL when the config does not name that user. */
+const struct collector_user *collector_config_user(const struct collector_config *c,
+						   const char *name);
 
 /* ------------------------------------------------------------ store.h: storage backends */
 
@@ -48,6 +70,8 @@ struct store_session {
 	uint32_t parts;
 	char *status;		    /* "uploading" or "complete" */
 	char *closed_by;	    /* "session" or "completer" */
+	/* read only: the risk level of the latest successful summary; "" when none */
+	char risk_level[16];
 };
 void store_session_clear(struct store_session *s);
 
@@ -58,6 +82,7 @@ struct store_filter {
 	size_t n_labels;
 	const char *command;	   /* substring of a command's path or argv */
 	const char *addr;	   /* exact destination address */
+	const char *risk;	   /* risk level of the latest successful summary */
 	uint32_t limit;
 	const char *cursor;	   /* opaque, from the previous page */
 };
@@ -74,6 +99,53 @@ struct store_event {
 	uint32_t port;
 	int32_t return_code;
 };
+
+/* An inference resource (docs/summaries.md) as stored. */
+struct store_resource {
+	char kind[32];	 /* "inference_model", "inference_secret", "inference_policy" */
+	char *name;
+	char *json;	 /* the whole resource as validated (a secret's value included) */
+	int64_t created_ns, updated_ns;
+};
+void store_resource_clear(struct store_resource *r);
+
+/* A summary job: one session, one model. */
+struct store_job {
+	int64_t id;
+	char sid[40];
+	char *model;	     /* inference_model name */
+	char *policy;	     /* the policy that chose it; "" for manual jobs */
+	char origin[8];	     /* "auto" or "manual" */
+	char status[16];     /* pending, running, done, failed, budget_exceeded */
+	uint32_t attempts;   /* times it was started */
+	int64_t next_at_ns;  /* pending: not before */
+	int64_t created_ns, updated_ns;
+	char *error;	     /* why it failed or waits; "" */
+	char *requested_by;  /* manual: who asked */
+};
+void store_job_clear(struct store_job *j);
+
+/* A summary of a session (a failed attempt too: success false, error set). */
+struct store_summary {
+	int64_t id;
+	char sid[40];
+	int64_t job_id;
+	char origin[8];
+	char *model_name, *provider, *model_id;
+	char *title, *short_description, *detailed_description;
+	char risk_level[16]; /* low, medium, high, critical; "" when failed */
+	uint32_t risk_score;
+	char *risk_reasons_json;	 /* ["...",...] */
+	char *commands_of_interest_json; /* ["...",...] */
+	bool needs_review;
+	uint64_t tokens_in, tokens_out;
+	uint32_t chunks;	/* transcript chunks summarized (1: whole) */
+	uint64_t transcript_bytes, raw_bytes;
+	int64_t started_ns, finished_ns;
+	bool success;
+	char *error_code, *error;
+};
+void store_summary_clear(struct store_summary *m);
 
 struct store;
 
@@ -130,6 +202,80 @@ struct store_ops {
 				    int64_t created_ns, bool revoked),
 			  void *ctx);
 	int (*token_revoke)(struct store *s, const char *id_or_prefix);
+
+	/* ---- inference resources */
+
+	/*
+	 * Store n resources in one transaction. Without replace, -EEXIST when one
+	 * exists already (*conflict: its index) and nothing is stored.
+	 */
+	int (*resource_put)(struct store *s, const struct store_resource *r, size_t n, bool replace,
+			    size_t *conflict);
+	/* -ENOENT when there is none. */
+	int (*resource_get)(struct store *s, const char *kind, const char *name,
+			    struct store_resource *out);
+	/* Every resource of kind (NULL: all), by kind then name. */
+	int (*resource_list)(struct store *s, const char *kind,
+			     int (*cb)(void *ctx, const struct store_resource *r), void *ctx);
+	/* -ENOENT when there is none. */
+	int (*resource_delete)(struct store *s, const char *kind, const char *name);
+	/* Small settings of the collector itself ("inference_defaults"): -ENOENT when unset. */
+	int (*meta_get)(struct store *s, const char *key, char **value);
+	int (*meta_set)(struct store *s, const char *key, const char *value);
+
+	/* ---- summary jobs (pending work survives a restart) */
+
+	/*
+	 * A new job (status, attempts and times are the store's). An automatic
+	 * job for a session that has one already: -EEXIST (at most one per
+	 * session). *id: the new job's id.
+	 */
+	int (*job_add)(struct store *s, const struct store_job *j, int64_t *id);
+	/* The oldest pending job due at now_ns, made running (attempts + 1). -ENOENT: none. */
+	int (*job_claim)(struct store *s, int64_t now_ns, struct store_job *out);
+	/* Set a job's status, next time and error. */
+	int (*job_update)(struct store *s, int64_t id, const char *status, int64_t next_at_ns,
+			  const char *error);
+	int (*job_get)(struct store *s, int64_t id, struct store_job *out);
+	/*
+	 * Jobs, newest first: of sid (NULL: all), in status (NULL: any), at most
+	 * limit (0: 100).
+	 */
+	int (*job_list)(struct store *s, const char *sid, const char *status, uint32_t limit,
+			int (*cb)(void *ctx, const struct store_job *j), void *ctx);
+	/* How many jobs there are per model and status. */
+	int (*job_counts)(struct store *s,
+			  int (*cb)(void *ctx, const char *model, const char *status, uint64_t n),
+			  void *ctx);
+	/*
+	 * Make jobs pending again: status "running" (a collector that stopped
+	 * mid-job) or "budget_exceeded" (a new day, a raised budget), model NULL
+	 * for every model. *n: how many.
+	 */
+	int (*job_requeue)(struct store *s, const char *status, const char *model, int64_t now_ns,
+			   uint64_t *n);
+
+	/* ---- token spending, per model and UTC day ("2026-11-22") */
+	int (*usage_add)(struct store *s, const char *model, const char *day, uint64_t tokens_in,
+			 uint64_t tokens_out);
+	/* 0 with zeros when nothing was spent. */
+	int (*usage_get)(struct store *s, const char *model, const char *day,
+			 uint64_t *tokens_in, uint64_t *tokens_out);
+
+	/* ---- summaries */
+
+	/*
+	 * Store a summary and, when m->job_id is set, end that job in the same
+	 * transaction (done when m->success, else failed with m->error).
+	 */
+	int (*summary_put)(struct store *s, const struct store_summary *m, int64_t *id);
+	/* The latest summary of sid (successful or not). -ENOENT when none. */
+	int (*summary_get)(struct store *s, const char *sid, struct store_summary *out);
+	/* Every summary of sid, newest first. */
+	int (*summary_list)(struct store *s, const char *sid,
+			    int (*cb)(void *ctx, const struct store_summary *m), void *ctx);
+	/* The newest central audit line of sid with this event name. -ENOENT when none. */
+	int (*audit_find)(struct store *s, const char *sid, const char *event, char **line);
 };
 
 /* The embedded default: part files under data_dir, SQLite index, events.log. */

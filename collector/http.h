@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <microhttpd.h>
 
 #include "collector.h"
@@ -119,11 +120,10 @@ enum MHD_Result http_respond(struct MHD_Connection *c, struct http_req *r, unsig
 /* {"error":"..."} with status. */
 enum MHD_Result http_error(struct MHD_Connection *c, struct http_req *r, unsigned int status,
 			   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/* A jansson value as the JSON body (the reference is taken). */
-struct json_t;
+/* A jansson value as the JSON body (the reference is taken; NULL answers nothing). */
 enum MHD_Result http_json(struct MHD_Connection *c, struct http_req *r, unsigned int status,
-			  struct json_t *v);
-/* Queue a streamed response: MHD_create_response_from_callback's result. */
+			  json_t *v);
+/* Queue a 200 with resp (a stream or a buffer), which is always taken. */
 enum MHD_Result http_respond_stream(struct MHD_Connection *c, struct http_req *r,
 				    struct MHD_Response *resp, const char *content_type);
 

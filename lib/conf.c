@@ -684,6 +684,26 @@ out:
 static int conf_parse_mapping(struct conf_ctx *x, const struct conf_key *table, void *base,
 			      const struct conf_path *p, int depth);
 
+/* Current event: the start of a value; consume it whole (the scan capped its depth). */
+static int conf_skip(struct conf_ctx *x)
+{
+	int depth = 0;
+	int err;
+
+	for (;;) {
+		if (x->ev.type == YAML_MAPPING_START_EVENT || x->ev.type == YAML_SEQUENCE_START_EVENT)
+			depth++;
+		else if (x->ev.type == YAML_MAPPING_END_EVENT ||
+			 x->ev.type == YAML_SEQUENCE_END_EVENT)
+			depth--;
+		if (depth == 0)
+			return 0;
+		err = conf_next(x);
+		if (err)
+			return err;
+	}
+}
+
 static int conf_parse_value(struct conf_ctx *x, const struct conf_key *k, void *base,
 			    const struct conf_path *p, int depth)
 {
@@ -721,6 +741,8 @@ static int conf_parse_value(struct conf_ctx *x, const struct conf_key *k, void *
 		if (x->ev.type != YAML_SEQUENCE_START_EVENT)
 			return conf_fail_type(x, k, p, "a list of strings");
 		return conf_parse_list(x, k, base, p);
+	case CONF_T_EXTERN:
+		return conf_skip(x);
 	default:
 		return conf_fail(x, conf_line(x), "'%s'%s has no type (bad table)", k->name, p->in);
 	}
@@ -1044,6 +1066,8 @@ static void conf_dump_table(const struct conf_key *table, const void *base, FILE
 	size_t n, i;
 
 	for (const struct conf_key *k = table; k->name; k++) {
+		if (k->type == CONF_T_EXTERN)
+			continue; /* the program dumps what it parsed */
 		fprintf(f, "%*s%s:", indent, "", k->name);
 		switch (k->type) {
 		case CONF_T_STRING:

@@ -49,6 +49,7 @@ enum conf_type {
 	CONF_T_SECTION,	 /* nested mapping described by sub */
 	CONF_T_MAP,	 /* string -> string: array of pairs + size_t count */
 	CONF_T_STRLIST,	 /* char ** + size_t count */
+	CONF_T_EXTERN,	 /* any value, skipped: the program parses it itself */
 };
 
 /* flags */
@@ -139,6 +140,11 @@ struct conf_key {
 	{                                                                                          \
 		.name = (nm), .type = CONF_T_STRLIST, .offset = CONF__OFF(char **, T, arr),        \
 		.count_offset = CONF__OFF(size_t, T, n), __VA_ARGS__                               \
+	}
+/* A key whose value (any YAML) the program reads itself; conf checks its syntax only. */
+#define CONF_EXTERN(nm)                                                                            \
+	{                                                                                          \
+		.name = (nm), .type = CONF_T_EXTERN                                                \
 	}
 #define CONF_END                                                                                   \
 	{                                                                                          \

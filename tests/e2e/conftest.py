@@ -8,7 +8,12 @@ Environment:
   SESSREC_BUILD          build directory (default: ../../build from this file)
   SESSREC_E2E_LOCK_WAIT  seconds to wait for another agent on this node to go
                          away before giving up (default 300). Only one
-                         sessrec-agent can run per node (/run/sessrec-agent.lock).
+                         sessrec-agent can run per BPF pin directory
+                         (/run/sessrec-agent.lock for the default one).
+  SESSREC_E2E_PIN_PATH   a BPF pin directory of the suite's own (e.g.
+                         /sys/fs/bpf/sessrec-e2e): no waiting for other agents
+                         on a shared machine. Default: /sys/fs/bpf/sessrec.
+  SESSREC_E2E_KEEP=1     keep the temporary directories (agent logs, recordings).
 
 Only the standard library and pytest are used.
 """
@@ -22,7 +27,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -34,10 +38,50 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.path.abspath(os.environ.get("SESSREC_BUILD") or os.path.join(HERE, "..", "..", "build"))
 BIN = os.path.join(BUILD, "bin")
-SESSREC = os.path.join(BIN, "sessrec")
-AGENT_BIN = os.path.join(BIN, "sessrec-agent")
-AGENT_LOCK = "/run/sessrec-agent.lock"
-PIN_DIR = "/sys/fs/bpf/sessrec"
+
+
+def _snapshot_binaries():
+    """Copy the programs under test once, at the start of the run.
+
+    A run then tests one build from start to end, even when `make` rewrites build/bin
+    meanwhile (a binary being linked cannot be executed), and the copies sit in a
+    directory every user can reach (the permission tests run the client as nobody).
+    """
+    names = ("sessrec", "sessrec-agent")
+    if not all(os.access(os.path.join(BIN, n), os.X_OK) for n in names):
+        return {n: os.path.join(BIN, n) for n in names}  # _preconditions reports it
+    d = tempfile.mkdtemp(prefix="sessrec-e2e-bin-", dir="/tmp")
+    os.chmod(d, 0o755)
+    if os.environ.get("SESSREC_E2E_KEEP") != "1":
+        import atexit
+
+        atexit.register(shutil.rmtree, d, True)
+    out = {}
+    for n in names:
+        for attempt in range(20):
+            dst = os.path.join(d, n)
+            shutil.copy2(os.path.join(BIN, n), dst)
+            os.chmod(dst, 0o755)
+            try:
+                ok = subprocess.run([dst, "--version"], capture_output=True, timeout=10).returncode == 0
+            except OSError:
+                ok = False
+            if ok:
+                break
+            time.sleep(1)  # being rebuilt right now: try again
+        out[n] = dst
+    return out
+
+
+_BINS = _snapshot_binaries()
+SESSREC = _BINS["sessrec"]
+AGENT_BIN = _BINS["sessrec-agent"]
+DEFAULT_PIN_DIR = "/sys/fs/bpf/sessrec"
+# Optional: run the suite's agents with their own BPF pin directory (enhanced_recording.pin_path),
+# so that it does not wait for other agents on a shared machine. Default: the default directory.
+PIN_DIR = os.environ.get("SESSREC_E2E_PIN_PATH") or DEFAULT_PIN_DIR
+AGENT_LOCK = "/run/sessrec-agent.lock" if PIN_DIR == DEFAULT_PIN_DIR else \
+    "/run/sessrec-agent-%s.lock" % os.path.basename(PIN_DIR.rstrip("/"))
 CGROUP_PATH = "/cgroup2"
 CGROUP_ROOT = "sessrec"
 LOCK_WAIT_S = float(os.environ.get("SESSREC_E2E_LOCK_WAIT", "300"))
@@ -98,6 +142,7 @@ class Agent:
         self.data_dir = cfg.pop("data_dir", os.path.join(workdir, "data"))
         self.audit_log = cfg.pop("audit_log", os.path.join(workdir, "audit.log"))
         self.socket = cfg.pop("socket", os.path.join(workdir, "agent.sock"))
+        self.cfg_port_given = "metrics_port" in cfg
         self.metrics_port = cfg.pop("metrics_port", None) or free_port()
         self.config_path = os.path.join(workdir, "agent.yaml")
         self.log_path = os.path.join(workdir, "agent.log")
@@ -145,9 +190,12 @@ class Agent:
                 lines.append("  %s: %s" % (k, yaml_str(v)))
         else:
             lines.append("labels: {}")
-        if c["er"]:
+        er = dict(c["er"])
+        if PIN_DIR != DEFAULT_PIN_DIR:
+            er.setdefault("pin_path", yaml_str(PIN_DIR))
+        if er:
             lines.append("enhanced_recording:")
-            for k, v in c["er"].items():
+            for k, v in er.items():
                 lines.append("  %s: %s" % (k, v))
         return "\n".join(lines) + "\n"
 
@@ -192,6 +240,7 @@ class Agent:
         """
         assert not self.alive(), "agent already running"
         lock_deadline = time.monotonic() + lock_wait
+        port_retries = 3
         while True:
             log = open(self.log_path, "ab")
             start_len = log.tell()
@@ -219,6 +268,11 @@ class Agent:
             self.proc = None
             if "already running" in out and time.monotonic() < lock_deadline:
                 time.sleep(0.5)  # someone else's agent: wait our turn
+                continue
+            if "Address already in use" in out and port_retries > 0 and not self.cfg_port_given:
+                port_retries -= 1  # someone took the free port we picked: pick another
+                self.metrics_port = free_port()
+                self.write_config()
                 continue
             raise AssertionError("agent exited with %s at start:\n%s" % (self.returncode, out))
 
@@ -593,6 +647,8 @@ def _preconditions():
     assert os.geteuid() == 0, "the end-to-end tests must run as root"
     for b in (SESSREC, AGENT_BIN):
         assert os.access(b, os.X_OK), "%s is missing: run make first (or set SESSREC_BUILD)" % b
+        p = subprocess.run([b, "--version"], capture_output=True, text=True, timeout=10)
+        assert p.returncode == 0, "%s --version: %s" % (b, p.stderr)
     yield
 
 
@@ -712,3 +768,113 @@ def agent_factory(workroot, _shared):
         with contextlib.suppress(Exception):
             a.stop()
         a.kill()
+
+
+# ------------------------------------------------------------------ raw launcher protocol
+
+def _pb_varint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def _pb_field(num, value):
+    if isinstance(value, int):
+        return _pb_varint(num << 3) + _pb_varint(value)
+    if isinstance(value, str):
+        value = value.encode()
+    return _pb_varint(num << 3 | 2) + _pb_varint(len(value)) + value
+
+
+def open_request_frame(pid, command=("true",), user="raw", login="raw"):
+    """A framed sessrec.agent.Request{open: OpenRequest{...}} (proto/agent.proto), built by hand."""
+    req = _pb_field(1, user) + _pb_field(2, login) + _pb_field(3, "local")
+    for c in command:
+        req += _pb_field(4, c)
+    req += _pb_field(8, pid)
+    msg = _pb_field(1, req)
+    return len(msg).to_bytes(4, "big") + msg
+
+
+RAW_CLIENT = r'''
+import socket, struct, sys
+path, frame = sys.argv[1], bytes.fromhex(sys.argv[2])
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(path)
+try:
+    s.sendall(frame)
+except OSError as e:
+    print("send-error", e.errno)
+data = b""
+while True:
+    try:
+        c = s.recv(65536)
+    except OSError as e:
+        print("recv-error", e.errno)
+        break
+    if not c:
+        break
+    data += c
+    if len(data) >= 4 and len(data) >= 4 + struct.unpack(">I", data[:4])[0]:
+        break
+print("reply", data.hex())
+'''
+
+
+def parse_reply(hexdata):
+    """Decode a framed sessrec.agent.Reply: {error, message, sid, cgroup}."""
+    data = bytes.fromhex(hexdata)
+    out = {"error": 0, "message": "", "sid": "", "cgroup": ""}
+    if len(data) < 4:
+        return None
+    body = data[4: 4 + int.from_bytes(data[:4], "big")]
+    pos = 0
+    names = {1: "error", 2: "message", 3: "sid", 4: "cgroup"}
+
+    def varint(p):
+        shift = val = 0
+        while True:
+            c = body[p]
+            p += 1
+            val |= (c & 0x7F) << shift
+            if not c & 0x80:
+                return val, p
+            shift += 7
+
+    while pos < len(body):
+        key, pos = varint(pos)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v, pos = varint(pos)
+            out[names.get(num, num)] = v
+        elif wt == 2:
+            n, pos = varint(pos)
+            out[names.get(num, num)] = body[pos: pos + n].decode(errors="replace")
+            pos += n
+        else:
+            raise AssertionError("unexpected wire type in a Reply")
+    return out
+
+
+# ------------------------------------------------------------------ figures shown after the run
+
+_FIGURES = []
+
+
+def report(line):
+    """A line for the summary at the end of the run (burst sizes, losses, timings)."""
+    _FIGURES.append(line)
+    print(line)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _FIGURES:
+        terminalreporter.section("sessrec e2e figures")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)

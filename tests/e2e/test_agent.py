@@ -60,14 +60,22 @@ def test_pins_removed_after_stop(agent_factory):
     a.start()
     pins = [n for n in os.listdir(PIN_DIR) if n.startswith("sessrec_")]
     assert "sessrec_sessions" in pins
+    ids = set()
+    for n in pins:
+        p = subprocess.run(["bpftool", "-j", "prog", "show", "pinned", os.path.join(PIN_DIR, n)],
+                           capture_output=True, text=True)
+        if p.returncode == 0:
+            ids.add(json.loads(p.stdout)["id"])
+    assert ids, "no program pinned"
     a.stop()
     # hold the node lock: no other agent (another test run on this machine) may pin meanwhile
     with node_lock():
         left = [n for n in os.listdir(PIN_DIR)] if os.path.isdir(PIN_DIR) else []
         assert not [n for n in left if n.startswith("sessrec_")], "pins left after the agent stopped: %s" % left
-        progs = json.loads(subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True,
-                                          check=True).stdout)
-        assert not [p for p in progs if p.get("name", "").startswith("sessrec_")], "programs left loaded"
+    progs = json.loads(subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True,
+                                      check=True).stdout)
+    still = [p["name"] for p in progs if p["id"] in ids]
+    assert not still, "the agent's programs are still loaded after it stopped: %s" % still
 
 
 def test_restart_on_same_data_dir(agent_factory):

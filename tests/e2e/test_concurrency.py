@@ -1,7 +1,8 @@
 """100 sessions at once: all succeed, and each recording holds only its own processes."""
+import re
 import time
 
-from conftest import Background, check_common, check_prints, commands, of, poll, print_bytes, start_of
+from conftest import Background, report, check_common, check_prints, commands, of, poll, print_bytes, start_of
 
 N = 100
 
@@ -36,7 +37,9 @@ def test_100_concurrent_sessions(agent):
     assert len(set(sids)) == N
     cgroups = set()
     for (rc, out, err), sid in zip(results, sids):
-        pid = int(out.split(b"\r\n")[0])
+        m = re.search(rb"(?m)^(\d+)\r?$", out)
+        assert m, "no pid in the output of %s: %r" % (sid, out)
+        pid = int(m.group(1))
         evs = agent.wait_recording(sid, timeout=max(5, 60 - (time.monotonic() - t0)))
         check_common(evs, sid)
         check_prints(evs)
@@ -50,7 +53,7 @@ def test_100_concurrent_sessions(agent):
         assert len(of(evs, "session.command")) == 2
         cgroups.add(start_of(evs)["cgroup_id"])
     took = time.monotonic() - t0
-    print("\n%d concurrent sessions: all open after %.1fs, all done after %.1fs, all recordings checked after %.1fs"
+    report("%d concurrent sessions: all open after %.1fs, all done after %.1fs, all recordings checked after %.1fs"
           % (N, opened, ran, took))
     assert len(cgroups) == N
     assert took < 60, "100 sessions took %.1fs" % took

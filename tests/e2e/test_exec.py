@@ -197,3 +197,16 @@ def test_audit_matches_recording(agent):
     # ei order in the audit log is the recording's order
     assert [a["ei"] for a in audit] == sorted(a["ei"] for a in audit)
     assert len(of(evs, "session.command")) >= 3
+
+
+def test_exec_records_uid_change(agent):
+    """A process that drops privileges inside the session is recorded with its new ids."""
+    r = run_session(agent, ["sh", "-c", "setpriv --reuid=nobody --regid=nogroup --clear-groups /usr/bin/id -u; true"])
+    assert r.rc == 0 and r.out.split() == [b"65534"], r
+    evs = agent.wait_recording(r.sid)
+    sp = commands(evs, path="/usr/bin/setpriv")
+    idc = commands(evs, path="/usr/bin/id")
+    assert len(sp) == 1 and len(idc) == 1, commands(evs)
+    assert sp[0]["user_id"] == 0 and sp[0]["group_id"] == 0, sp
+    assert idc[0]["user_id"] == 65534 and idc[0]["group_id"] == 65534, idc
+    assert idc[0]["ppid"] == sp[0]["ppid"] and idc[0]["pid"] == sp[0]["pid"], "setpriv execs id in place"

@@ -1,8 +1,12 @@
 """Session life cycle: start and end metadata, exit codes, odd endings, launcher errors."""
+import fcntl
 import os
 import signal
+import socket
 import stat
+import struct
 import subprocess
+import termios
 import time
 
 from conftest import (
@@ -226,3 +230,70 @@ def test_socket_permissions_default(agent, tmpdir_world):
     assert len(p.stderr.strip().splitlines()) == 1 and "session " not in p.stderr, p.stderr
     assert not os.path.exists(flag), "the command ran"
     assert set(agent.recordings()) == before
+
+
+def test_window_size_from_terminal(agent):
+    """With a terminal on stdin, the session's pty gets its size."""
+    master, slave = os.openpty()
+    try:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 37, 123, 0, 0))
+        p = subprocess.Popen(run_args(agent, ["sh", "-c", "stty size"]), stdin=slave, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=session_env())
+        out, err = p.communicate(timeout=30)
+        attrs = termios.tcgetattr(slave)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert p.returncode == 0, (out, err)
+    assert out.split() == [b"37", b"123"], out
+    sid = err.decode().split()[1]
+    evs = agent.wait_recording(sid)
+    assert start_of(evs)["size"] == "123:37"
+    assert print_bytes(evs) == b"37 123\n"
+    assert attrs[3] & termios.ICANON and attrs[3] & termios.ECHO, "the launcher restored the terminal's mode"
+
+
+def _raw_client(agent, data, finish=True):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(agent.socket)
+    if data:
+        s.sendall(data)
+    if finish:
+        s.shutdown(socket.SHUT_WR)
+        try:
+            while s.recv(4096):
+                pass
+        except OSError:
+            pass
+        s.close()
+    return s
+
+
+def test_agent_survives_bad_clients(agent):
+    """Garbage, truncated frames, huge lengths and silent clients on the socket hurt no one."""
+    pid = agent.proc.pid
+    _raw_client(agent, b"")
+    _raw_client(agent, struct.pack(">I", 5) + b"\xff\xff\xff\xff\xff")
+    _raw_client(agent, struct.pack(">I", 0xFFFFFFF0) + b"x" * 100)
+    _raw_client(agent, struct.pack(">I", 3) + b"\x0a\x01")  # a frame cut short, then EOF
+    r = run_session(agent, ["echo", "still-fine"], timeout=30)
+    assert r.rc == 0 and b"still-fine" in r.out, r
+    assert agent.alive() and agent.proc.pid == pid, "the agent died:\n%s" % agent.log_tail()
+    evs = agent.wait_recording(r.sid)
+    check_common(evs, r.sid)
+
+
+def test_stalled_clients_do_not_block_the_agent(agent):
+    """A client that sends half a message and waits must not hold up other sessions (or the ring buffers)."""
+    stalled = [_raw_client(agent, b"\x00\x00", finish=False) for _ in range(3)]
+    try:
+        time.sleep(0.1)
+        r = run_session(agent, ["echo", "not-blocked"], timeout=60)
+    finally:
+        for s in stalled:
+            s.close()
+    assert r.rc == 0 and b"not-blocked" in r.out, r
+    assert r.elapsed < 2.0, "a session took %.1fs to run while 3 clients stalled mid-message: the agent " \
+                            "blocks on each of them" % r.elapsed
+    agent.wait_recording(r.sid)

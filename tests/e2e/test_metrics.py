@@ -5,9 +5,7 @@ import socket
 import urllib.error
 import urllib.request
 
-import pytest
-
-from conftest import Background, of, poll, run_session
+from conftest import Background, poll, run_session
 
 CLASSES = ("command", "disk", "network", "terminal")
 KIND = {"session.command": "command", "session.disk": "disk", "session.network": "network", "print": "terminal"}

@@ -117,6 +117,11 @@ def test_verify_and_independent_reader(agent, multipart):
     assert v.stdout.strip() == expect, (v.stdout, expect)
     check_common(multipart["events"], multipart["sid"])
     assert sum(p[2][2] for p in multipart["parts"]) == n_events
+    st = os.stat(multipart["path"])
+    assert st.st_mode & 0o777 == 0o640 and st.st_uid == 0, "recordings are 0640 root: %o" % st.st_mode
+    # the plain listing has one line per event
+    p = subprocess.run([SESSREC, "events", multipart["path"]], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and len(p.stdout.splitlines()) == n_events, p.stderr
     # every recording this agent made so far passes both readers
     for path in agent.recordings():
         assert verify(path).returncode == 0, path

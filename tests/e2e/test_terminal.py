@@ -5,6 +5,7 @@ import os
 import time
 
 from conftest import (
+    report,
     PY,
     check_common,
     check_prints,
@@ -80,7 +81,7 @@ def test_burst_10mb(agent, tmpdir_world):
     recorded = sum(e["bytes"] for e in prints)
     lost = lost_terminal_bytes(evs)
     lost_events = sum(e["events"] for e in of(evs, "session.lost") if e["class"] == "terminal")
-    print("\n10 MB burst: %d bytes recorded in %d print events, %d bytes lost (%d events); "
+    report("10 MB burst: %d bytes recorded in %d print events, %d bytes lost (%d events); "
           "recorded + lost = %d; session took %.2fs" % (recorded, len(prints), lost, lost_events, recorded + lost, took))
     assert recorded + lost == total, "recorded %d + lost %d != %d" % (recorded, lost, total)
     for e in prints:
@@ -111,7 +112,7 @@ def test_ordering(agent):
     t0 = time_ms(st["time"])
     for e in prints:
         # ms is the delay since the session started; time is the same instant
-        assert abs((time_ms(e["time"]) - t0) - e["ms"]) <= 20, (e["ms"], e["time"], st["time"])
+        assert abs((time_ms(e["time"]) - t0) - e["ms"]) <= 50, (e["ms"], e["time"], st["time"])
     one = [e for e in prints if e["data"].startswith("one-")][0]
     two = [e for e in prints if e["data"].startswith("two-")][0]
     assert two["ms"] - one["ms"] >= 250, "sleep 0.3 between the two lines: ms %d -> %d" % (one["ms"], two["ms"])
