@@ -201,7 +201,10 @@ int agent_upload_complete_body(const char *path, const char *sid, const char *no
 
 /* ------------------------------------------------------------ session.c */
 
+struct api_conn;
+
 struct agent_session {
+	struct agent *agent;
 	char sid[40];
 	uint64_t cgid;
 	char cgroup_dir[PATH_MAX];
@@ -267,12 +270,15 @@ struct agent {
 	unsigned int completer_runs;
 	char (*completer_skip)[40]; /* recordings it could not close: said once */
 	size_t n_completer_skip, cap_completer_skip;
-	gid_t socket_gid; /* socket_group, or (gid_t)-1 */
+	gid_t socket_gid;	/* socket_group, or (gid_t)-1 */
+	struct api_conn *conns; /* launcher connections (api.c) */
+	size_t n_conns;
 	bool stopping;
 	bool reload;
 };
 
-int agent_session_open(struct agent *a, int client_fd, const void *req, uint32_t peer_pid,
+struct ucred;
+int agent_session_open(struct agent *a, int client_fd, const void *req, const struct ucred *peer,
 		       char *err, size_t errlen, struct agent_session **out);
 struct agent_session *agent_session_find_cgid(struct agent *a, uint64_t cgid);
 struct agent_session *agent_session_find_sid(struct agent *a, const char *sid);
@@ -343,5 +349,7 @@ int agent_api_listen(struct agent *a);
 void agent_api_accept(struct agent *a);
 /* A launcher connection is readable; false when it was closed. */
 bool agent_api_client(struct agent *a, int fd);
+/* Drop every launcher connection (at exit). */
+void agent_api_close_all(struct agent *a);
 
 #endif

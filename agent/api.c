@@ -127,45 +127,105 @@ static void api_reply(int fd, int error, const char *msg, const char *sid, const
 		log_debug("api: cannot send a reply: %s", strerror(errno));
 }
 
+/*
+ * A launcher's connection. Frames are assembled as bytes arrive (the socket
+ * is non-blocking), so a client that stalls mid-message holds up nobody. A
+ * peer that may not open sessions is answered with the refusal when its
+ * first request is complete, then dropped: closing at once would race with
+ * its request, and it might never read why.
+ */
+struct api_conn {
+	int fd;
+	bool refused;
+	uint8_t hdr[4];
+	size_t hdr_got;
+	uint8_t *body;
+	size_t body_len, body_got;
+	struct api_conn *next;
+};
+
+#define API_CONNS_MAX 1024
+
+static struct api_conn *api_conn_find(struct agent *a, int fd)
+{
+	for (struct api_conn *c = a->conns; c; c = c->next)
+		if (c->fd == fd)
+			return c;
+	return NULL;
+}
+
+static void api_conn_drop(struct agent *a, int fd)
+{
+	struct api_conn **pp = &a->conns;
+
+	while (*pp) {
+		struct api_conn *c = *pp;
+
+		if (c->fd == fd) {
+			*pp = c->next;
+			free(c->body);
+			free(c);
+			a->n_conns--;
+			return;
+		}
+		pp = &c->next;
+	}
+}
+
+void agent_api_close_all(struct agent *a)
+{
+	while (a->conns) {
+		int fd = a->conns->fd;
+
+		api_conn_drop(a, fd);
+		close(fd);
+	}
+}
+
 void agent_api_accept(struct agent *a)
 {
 	for (;;) {
 		struct epoll_event ev = {0};
-		struct timeval tv = {.tv_sec = 2};
+		struct api_conn *c;
 		struct ucred cr;
 		socklen_t len = sizeof(cr);
-		int fd = accept4(a->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		int fd = accept4(a->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EINTR)
 				log_warn("api: accept: %s", strerror(errno));
 			return;
 		}
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
+		if (a->n_conns >= API_CONNS_MAX ||
+		    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
+			if (a->n_conns >= API_CONNS_MAX)
+				log_warn("api: %d connections open: refusing more", API_CONNS_MAX);
 			close(fd);
 			continue;
 		}
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		c->fd = fd;
 		if (!api_allowed(a, &cr)) {
 			log_warn("api: refused a connection from uid %u (pid %d): not root%s",
 				 cr.uid, cr.pid,
 				 a->socket_gid != (gid_t)-1 ? " nor in socket_group" : "");
 			METRIC_ADD(a->metrics.api_errors, 1);
-			api_reply(fd, EPERM,
-				  "not allowed: only root (or members of the agent's socket_group) "
-				  "may open recorded sessions",
-				  NULL, NULL);
-			close(fd);
-			continue;
+			c->refused = true;
 		}
-		/* a launcher that stalls mid-message must not stall the agent */
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 		ev.events = EPOLLIN | EPOLLRDHUP;
 		ev.data.u64 = AGENT_EP(AGENT_EP_CLIENT, fd);
 		if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			free(c);
 			close(fd);
 			continue;
 		}
+		c->next = a->conns;
+		a->conns = c;
+		a->n_conns++;
 	}
 }
 
@@ -189,7 +249,7 @@ static void api_open(struct agent *a, int fd, const Sessrec__Agent__OpenRequest 
 		api_reply(fd, errno, "cannot identify the caller", NULL, NULL);
 		return;
 	}
-	rc = agent_session_open(a, fd, req, (uint32_t)cr.pid, err, sizeof(err), &s);
+	rc = agent_session_open(a, fd, req, &cr, err, sizeof(err), &s);
 	if (rc) {
 		log_warn("api: session refused for pid %d: %s", cr.pid, err);
 		METRIC_ADD(a->metrics.api_errors, 1);
@@ -212,22 +272,74 @@ static void api_close(struct agent *a, int fd, const Sessrec__Agent__CloseReques
 	api_reply(fd, 0, "", s->sid, NULL);
 }
 
+/* Read what is there: 1 when a whole frame is in, 0 when more is needed, -errno when gone. */
+static int api_conn_read(struct api_conn *c)
+{
+	for (;;) {
+		ssize_t n;
+
+		if (c->hdr_got < sizeof(c->hdr)) {
+			n = read(c->fd, c->hdr + c->hdr_got, sizeof(c->hdr) - c->hdr_got);
+		} else {
+			if (!c->body) {
+				c->body_len = (size_t)c->hdr[0] << 24 | (size_t)c->hdr[1] << 16 |
+					      (size_t)c->hdr[2] << 8 | c->hdr[3];
+				if (c->body_len > FRAME_MAX)
+					return -EMSGSIZE;
+				c->body = malloc(c->body_len ? c->body_len : 1);
+				if (!c->body)
+					return -ENOMEM;
+			}
+			if (c->body_got == c->body_len)
+				return 1;
+			n = read(c->fd, c->body + c->body_got, c->body_len - c->body_got);
+		}
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+		if (n == 0)
+			return -ECONNRESET;
+		if (c->hdr_got < sizeof(c->hdr))
+			c->hdr_got += (size_t)n;
+		else
+			c->body_got += (size_t)n;
+	}
+}
+
 bool agent_api_client(struct agent *a, int fd)
 {
 	Sessrec__Agent__Request *req = NULL;
+	struct api_conn *c = api_conn_find(a, fd);
 	struct agent_session *s;
-	uint8_t *buf = NULL;
-	size_t len = 0;
 	int err;
 
-	err = frame_recv(fd, FRAME_MAX, &buf, &len);
-	if (err) {
+	if (!c)
+		goto gone;
+	err = api_conn_read(c);
+	if (err == 0)
+		return true;
+	if (err < 0) {
 		if (err != -ECONNRESET)
 			log_debug("api: connection dropped: %s", strerror(-err));
+		if (c->refused || err == -EMSGSIZE)
+			api_reply(fd, c->refused ? EPERM : EMSGSIZE,
+				  c->refused ? "not allowed: only root (or members of the agent's "
+					       "socket_group) may open recorded sessions"
+					     : "request too large",
+				  NULL, NULL);
 		goto gone;
 	}
-	req = sessrec__agent__request__unpack(NULL, len, buf);
-	free(buf);
+	if (c->refused) {
+		api_reply(
+		    fd, EPERM,
+		    "not allowed: only root (or members of the agent's socket_group) may open "
+		    "recorded sessions",
+		    NULL, NULL);
+		goto gone;
+	}
+	req = sessrec__agent__request__unpack(NULL, c->body_len, c->body);
+	free(c->body);
+	c->body = NULL;
+	c->hdr_got = c->body_got = c->body_len = 0;
 	if (!req) {
 		api_reply(fd, EBADMSG, "malformed request", NULL, NULL);
 		goto gone;
@@ -251,6 +363,7 @@ gone:
 	if (s)
 		s->client_fd = -1;
 	epoll_ctl(a->epfd, EPOLL_CTL_DEL, fd, NULL);
+	api_conn_drop(a, fd);
 	close(fd);
 	return false;
 }

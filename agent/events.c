@@ -49,7 +49,6 @@ static void events_audit(struct agent *a, struct agent_session *s, const Sessrec
 int agent_event_write(struct agent *a, struct agent_session *s, Sessrec__Event *ev)
 {
 	char uid[UUID_STR_LEN_];
-	uint64_t before;
 	int err;
 
 	util_uuid(uid);
@@ -60,7 +59,6 @@ int agent_event_write(struct agent *a, struct agent_session *s, Sessrec__Event *
 	if (ev->time_ns < s->last_ns)
 		ev->time_ns = s->last_ns; /* time never goes backwards inside a recording */
 	s->last_ns = ev->time_ns;
-	before = rec_writer_bytes(s->w);
 	err = rec_writer_append(s->w, ev);
 	if (err) {
 		/* the writer refused it: its ei stays free for the next event */
@@ -70,7 +68,6 @@ int agent_event_write(struct agent *a, struct agent_session *s, Sessrec__Event *
 		ev->uid = NULL;
 		return err;
 	}
-	METRIC_ADD(a->metrics.recording_bytes, rec_writer_bytes(s->w) - before);
 	events_audit(a, s, ev);
 	ev->uid = NULL;
 	return err;

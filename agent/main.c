@@ -660,6 +660,7 @@ out:
 		close(a.listen_fd);
 		unlink(a.cfg->socket);
 	}
+	agent_api_close_all(&a);
 	agent_bpf_stop(a.bpf);
 	/* the pool's last parts may still go to the uploader (on_part): it stops after */
 	rec_pool_stop(a.pool);

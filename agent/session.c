@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,11 +47,17 @@ void agent_session_free(struct agent_session *s)
 	free(s);
 }
 
-/* The writer's on_part for sync sessions, on the pool's thread: the part goes to the uploader. */
+/*
+ * The writer's on_part, on the pool's thread once a part is on disk: it is
+ * counted, and for sync sessions it goes to the uploader.
+ */
 static int session_on_part(void *ctx, uint32_t index, const uint8_t *part, size_t len, bool final)
 {
 	const struct agent_session *s = ctx;
 
+	METRIC_ADD(s->agent->metrics.recording_bytes, len);
+	if (!s->sync)
+		return 0;
 	return agent_upload_part(s->up, s->sid, index, part, len, final);
 }
 
@@ -60,10 +67,9 @@ static void session_writer_opts(struct agent *a, struct agent_session *s, struct
 	o->part_size = a->cfg->part_size;
 	o->compress_level = 1; /* the event loop must keep up with terminal output */
 	o->pool = a->pool;
-	if (s->sync) {
-		o->on_part = session_on_part;
-		o->cb_ctx = s;
-	}
+	o->on_part = session_on_part;
+	o->cb_ctx = s;
+	s->agent = a;
 }
 
 static int session_add(struct agent *a, struct agent_session *s)
@@ -154,7 +160,7 @@ static int session_check_pid(uint32_t pid, uint32_t peer_pid)
 }
 
 static int session_start_event(struct agent *a, struct agent_session *s,
-			       const Sessrec__Agent__OpenRequest *req, uint32_t peer_pid)
+			       const Sessrec__Agent__OpenRequest *req, const struct ucred *peer)
 {
 	Sessrec__Event ev = SESSREC__EVENT__INIT;
 	Sessrec__SessionStart st = SESSREC__SESSION_START__INIT;
@@ -205,8 +211,10 @@ static int session_start_event(struct agent *a, struct agent_session *s,
 	st.cgroup_id = s->cgid;
 	st.tty = s->tty;
 	st.remote_addr = s->remote_addr;
-	st.launcher_pid =
-	    peer_pid; /* the caller (SO_PEERCRED); req->pid is the session's first process */
+	/* the caller, as the kernel knows it (SO_PEERCRED); req->pid is the session's first process
+	 */
+	st.launcher_pid = (uint32_t)peer->pid;
+	st.launcher_uid = peer->uid;
 	ev.time_ns = s->start_ns;
 	ev.body_case = SESSREC__EVENT__BODY_START;
 	ev.start = &st;
@@ -217,8 +225,9 @@ out:
 	return err;
 }
 
-int agent_session_open(struct agent *a, int client_fd, const void *request, uint32_t peer_pid,
-		       char *errbuf, size_t errlen, struct agent_session **out)
+int agent_session_open(struct agent *a, int client_fd, const void *request,
+		       const struct ucred *peer, char *errbuf, size_t errlen,
+		       struct agent_session **out)
 {
 	const Sessrec__Agent__OpenRequest *req = request;
 	struct rec_writer_opts wopts;
@@ -270,7 +279,7 @@ int agent_session_open(struct agent *a, int client_fd, const void *request, uint
 		}
 		s->n_command++;
 	}
-	err = session_check_pid(req->pid, peer_pid);
+	err = session_check_pid(req->pid, (uint32_t)peer->pid);
 	if (err) {
 		snprintf(errbuf, errlen, "process %u is not the caller or its child", req->pid);
 		goto fail;
@@ -311,7 +320,7 @@ int agent_session_open(struct agent *a, int client_fd, const void *request, uint
 	s->start_mono = util_mono_ns();
 	s->last_flush_ns = s->start_ns;
 	s->recorded_since_ns = s->start_ns;
-	err = session_start_event(a, s, req, peer_pid);
+	err = session_start_event(a, s, req, peer);
 	if (err) {
 		snprintf(errbuf, errlen, "cannot write the recording: %s", strerror(-err));
 		goto fail;

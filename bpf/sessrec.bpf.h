@@ -14,6 +14,7 @@
 #define SESSREC_S_IFCHR		      0020000
 #define SESSREC_PTY_SLAVE_MAJOR_FIRST 136 /* UNIX98_PTY_SLAVE_MAJOR */
 #define SESSREC_PTY_SLAVE_MAJOR_LAST  143 /* ... + UNIX98_PTY_MAJOR_COUNT - 1 */
+#define SESSREC_TTYAUX_MAJOR	      5	  /* /dev/tty is 5:0 */
 #define SESSREC_SCRATCH_SIZE	      32768
 #define SESSREC_PATH_DEPTH	      48 /* path components resolved, at most */
 
@@ -272,6 +273,16 @@ static __always_inline bool fd_pty_slave(__u64 fd, __u32 *major, __u32 *minor)
 	rdev = BPF_CORE_READ(inode, i_rdev);
 	*major = rdev >> 20;
 	*minor = rdev & ((1u << 20) - 1);
+	if (*major == SESSREC_TTYAUX_MAJOR && *minor == 0) {
+		/* /dev/tty: the controlling terminal, whatever it is (prompts of ssh, sudo) */
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+		struct tty_struct *tty = BPF_CORE_READ(task, signal, tty);
+
+		if (!tty)
+			return false;
+		*major = BPF_CORE_READ(tty, driver, major);
+		*minor = BPF_CORE_READ(tty, driver, minor_start) + BPF_CORE_READ(tty, index);
+	}
 	return *major >= SESSREC_PTY_SLAVE_MAJOR_FIRST && *major <= SESSREC_PTY_SLAVE_MAJOR_LAST;
 }
 
@@ -397,10 +408,11 @@ static __always_inline void sock_source(__u64 fd, __u16 family, struct sessrec_c
 		return;
 	e->protocol = BPF_CORE_READ(sk, sk_protocol);
 	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	/* explicit sizes: BPF_CORE_READ_INTO into an array copies one element */
 	if (family == SESSREC_AF_INET)
-		BPF_CORE_READ_INTO(e->saddr, sk, __sk_common.skc_rcv_saddr);
+		bpf_core_read(e->saddr, 4, &sk->__sk_common.skc_rcv_saddr);
 	else
-		BPF_CORE_READ_INTO(e->saddr, sk, __sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(e->saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 }
 
 #endif

@@ -297,6 +297,104 @@ int collector_session_complete(struct store *st, const struct store_ops *ops, co
 			       const char *node, uint32_t parts, const char *end_json,
 			       int *status, char *why, size_t whylen);
 
+/* The hook collector_session_complete calls once a session became complete (not on repeats). */
+typedef void (*collector_complete_hook)(void *ctx, const struct store_session *row,
+					const char *end_line);
+/*
+ * Called after indexing, with the session's row and its session.end audit
+ * line (NULL when the recording has none). Must be quick: the node waits for
+ * the answer. NULL removes it.
+ */
+void collector_set_complete_hook(collector_complete_hook fn, void *ctx);
+
+/* ------------------------------------------------------------ resource.c: inference resources */
+
+#define RESOURCE_NAME_MAX	    128	      /* bytes of a resource name */
+#define RESOURCE_DOCS_MAX	    64	      /* documents in one create */
+#define RESOURCE_YAML_MAX	    (1u << 20) /* bytes of one create's YAML */
+#define RESOURCE_LENGTH_DEFAULT	    200000u    /* max_session_length_bytes */
+#define RESOURCE_SESSION_KIND_NAMES "ssh, k8s, db, local"
+
+enum resource_kind {
+	RESOURCE_MODEL = 0, /* inference_model */
+	RESOURCE_SECRET,    /* inference_secret */
+	RESOURCE_POLICY,    /* inference_policy */
+	RESOURCE_KINDS,
+};
+
+struct resource_model {
+	char *provider;	  /* "openai", "bedrock" or "builtin" */
+	char *model_id;	  /* openai_model_id or bedrock_model_id; "" for builtin */
+	char *base_url;	  /* openai; "" for the public API */
+	char *secret_ref; /* openai: api_key_secret_ref; "" for none */
+	char *region;	  /* bedrock */
+	double temperature;
+	uint64_t max_session_length_bytes; /* RESOURCE_LENGTH_DEFAULT when not given */
+	uint64_t max_tokens_per_day;	   /* 0: no limit */
+	uint32_t timeout_s, max_retries;   /* 0: the provider's defaults */
+	bool have_max_retries;
+};
+
+struct resource_policy {
+	uint32_t kinds; /* resource_session_kind_bit()s */
+	char *model;
+	char *filter; /* NULL: every session of its kinds */
+};
+
+/* One validated resource. */
+struct resource {
+	enum resource_kind kind;
+	char *name;
+	struct resource_model model;   /* RESOURCE_MODEL */
+	struct resource_policy policy; /* RESOURCE_POLICY */
+	char *secret;		       /* RESOURCE_SECRET: the value, never shown */
+	char *json;		       /* the canonical document, as stored */
+	unsigned int doc;	       /* 1-based place among the documents it came in */
+	size_t line;		       /* its document's first line */
+	size_t ref_line;	       /* line of spec.model / api_key_secret_ref */
+};
+
+/* "inference_model", "inference_secret", "inference_policy". */
+const char *resource_kind_name(enum resource_kind k);
+/* Full names and short ones (model, secret, policy). 0 or -EINVAL. */
+int resource_kind_parse(const char *s, enum resource_kind *out);
+/* The bit of a session kind (ssh, k8s, db, local); 0 for anything else. */
+uint32_t resource_session_kind_bit(const char *kind);
+/* A usable resource name: [A-Za-z0-9._-], 1-128, starting with a letter or digit. */
+bool resource_name_valid(const char *name);
+
+/*
+ * Parse and validate YAML documents (separated by ---; JSON is YAML too).
+ * Errors: -EINVAL with one line in err naming the document (its index, kind
+ * and name), the line, the field and the problem; a secret's value is never
+ * quoted. References between resources are not checked here.
+ */
+int resource_parse(const char *text, size_t len, struct resource **out, size_t *n, char *err,
+		   size_t errlen);
+/* A stored resource back. */
+int resource_from_store(const struct store_resource *r, struct resource *out);
+void resource_clear(struct resource *r);
+void resource_array_free(struct resource *v, size_t n);
+
+/*
+ * POST /v1/resources: parse, check references (a policy's model, a model's
+ * secret: in the same text or stored), store all or nothing. *status: 201
+ * created, 400 invalid, 409 exists (without replace), 500 (with -errno).
+ * *out: what was stored, in document order.
+ */
+int resource_create(struct store *st, const struct store_ops *ops, const char *text, size_t len,
+		    bool replace, struct resource **out, size_t *n, int *status, char *why,
+		    size_t whylen);
+/* DELETE: 200, 404 unknown, 409 in use (a model by a policy, a secret by a model). */
+int resource_delete(struct store *st, const struct store_ops *ops, enum resource_kind kind,
+		    const char *name, int *status, char *why, size_t whylen);
+/*
+ * On the first start with no resources at all: inference_model "builtin" and
+ * inference_policy "default" (every kind -> builtin). Never again once done
+ * (a flag in the store), so removing them sticks. *installed: whether it did.
+ */
+int resource_install_defaults(struct store *st, const struct store_ops *ops, bool *installed);
+
 /*
  * ================================================================ added for http.c, ca.c, token.c
  * Declarations of the server, bootstrap and token modules (and two config

@@ -446,7 +446,7 @@ static int collector_serve(const struct collector_config *cfg, const char *cfg_p
 		log_error("store '%s' is not built in", cfg->store);
 		return rc;
 	}
-	ret = util_mkdir_p(cfg->data_dir, 0750);
+	ret = util_mkdir_p(cfg->data_dir, 0700);
 	if (ret) {
 		log_error("cannot create data_dir %s: %s", cfg->data_dir, strerror(-ret));
 		return rc;

@@ -38,3 +38,44 @@ void store_session_clear(struct store_session *s)
 	free(s->closed_by);
 	memset(s, 0, sizeof(*s));
 }
+
+void store_resource_clear(struct store_resource *r)
+{
+	if (!r)
+		return;
+	free(r->name);
+	if (r->json) {
+		/* a secret's value is in it */
+		explicit_bzero(r->json, strlen(r->json));
+		free(r->json);
+	}
+	memset(r, 0, sizeof(*r));
+}
+
+void store_job_clear(struct store_job *j)
+{
+	if (!j)
+		return;
+	free(j->model);
+	free(j->policy);
+	free(j->error);
+	free(j->requested_by);
+	memset(j, 0, sizeof(*j));
+}
+
+void store_summary_clear(struct store_summary *m)
+{
+	if (!m)
+		return;
+	free(m->model_name);
+	free(m->provider);
+	free(m->model_id);
+	free(m->title);
+	free(m->short_description);
+	free(m->detailed_description);
+	free(m->risk_reasons_json);
+	free(m->commands_of_interest_json);
+	free(m->error_code);
+	free(m->error);
+	memset(m, 0, sizeof(*m));
+}

@@ -43,7 +43,7 @@
 #include "log.h"
 #include "util.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_BUSY_MS	     15000 /* wait this long for another writer */
 #define STORE_LIST_DEFAULT   100
 #define STORE_LIST_MAX	     1000
@@ -324,7 +324,44 @@ static const char store_schema[] =
     " id INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT, uid TEXT, line TEXT NOT NULL);"
     "CREATE UNIQUE INDEX IF NOT EXISTS audit_by_event ON audit(sid, uid);"
     "CREATE TABLE IF NOT EXISTS audit_file ("
-    " id INTEGER PRIMARY KEY CHECK (id = 1), ino INTEGER NOT NULL, size INTEGER NOT NULL);";
+    " id INTEGER PRIMARY KEY CHECK (id = 1), ino INTEGER NOT NULL, size INTEGER NOT NULL);"
+    /* Version 2: inference resources, summary jobs, token spending, summaries. */
+    "CREATE TABLE IF NOT EXISTS resources ("
+    " kind TEXT NOT NULL, name TEXT NOT NULL, json TEXT NOT NULL,"
+    " created_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL,"
+    " PRIMARY KEY (kind, name)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS meta ("
+    " key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS jobs ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL, model TEXT NOT NULL,"
+    " policy TEXT NOT NULL DEFAULT '', origin TEXT NOT NULL, status TEXT NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL DEFAULT 0,"
+    " created_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL,"
+    " error TEXT NOT NULL DEFAULT '', requested_by TEXT NOT NULL DEFAULT '');"
+    /* at most one automatic job, hence one automatic summary, per session */
+    "CREATE UNIQUE INDEX IF NOT EXISTS jobs_auto ON jobs(sid) WHERE origin = 'auto';"
+    "CREATE INDEX IF NOT EXISTS jobs_due ON jobs(status, next_at, id);"
+    "CREATE INDEX IF NOT EXISTS jobs_by_sid ON jobs(sid, id);"
+    "CREATE TABLE IF NOT EXISTS usage ("
+    " model TEXT NOT NULL, day TEXT NOT NULL, tokens_in INTEGER NOT NULL DEFAULT 0,"
+    " tokens_out INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (model, day)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS summaries ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT NOT NULL,"
+    " job_id INTEGER NOT NULL DEFAULT 0, origin TEXT NOT NULL DEFAULT '',"
+    " model_name TEXT NOT NULL, provider TEXT NOT NULL DEFAULT '',"
+    " model_id TEXT NOT NULL DEFAULT '', title TEXT NOT NULL DEFAULT '',"
+    " short_description TEXT NOT NULL DEFAULT '',"
+    " detailed_description TEXT NOT NULL DEFAULT '', risk_level TEXT NOT NULL DEFAULT '',"
+    " risk_score INTEGER NOT NULL DEFAULT 0, risk_reasons TEXT NOT NULL DEFAULT '[]',"
+    " commands_of_interest TEXT NOT NULL DEFAULT '[]', needs_review INTEGER NOT NULL DEFAULT 0,"
+    " tokens_in INTEGER NOT NULL DEFAULT 0, tokens_out INTEGER NOT NULL DEFAULT 0,"
+    " chunks INTEGER NOT NULL DEFAULT 0, transcript_bytes INTEGER NOT NULL DEFAULT 0,"
+    " raw_bytes INTEGER NOT NULL DEFAULT 0, started_ns INTEGER NOT NULL DEFAULT 0,"
+    " finished_ns INTEGER NOT NULL DEFAULT 0, success INTEGER NOT NULL,"
+    " error_code TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '');"
+    "CREATE INDEX IF NOT EXISTS summaries_by_sid ON summaries(sid, id);"
+    "CREATE INDEX IF NOT EXISTS summaries_by_risk ON summaries(risk_level, sid)"
+    " WHERE success = 1;";
 
 static void store_conn_close(struct store_conn *c)
 {
@@ -438,7 +475,7 @@ static int store_schema_init(struct store_conn *c)
 	err = store_exec(c, store_schema, "create schema");
 	if (err)
 		goto out;
-	err = store_exec(c, "PRAGMA user_version=1", "user_version");
+	err = store_exec(c, "PRAGMA user_version=2", "user_version");
 	if (err)
 		goto out;
 	err = store_commit(c);
@@ -642,6 +679,55 @@ out:
 
 /* ------------------------------------------------------------ open / close */
 
+/* Make path readable by the collector's user only (mode: 0700 or 0600); it may not exist. */
+static int store_chmod_private(const char *path, mode_t mode)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if ((st.st_mode & 0777) == mode)
+		return 0;
+	if (chmod(path, mode) < 0) {
+		log_error("%s: cannot make it private (mode %o): %s", path, (unsigned int)mode,
+			  strerror(errno));
+		return -errno;
+	}
+	log_info("%s: mode %o -> %o (the index holds inference secrets)", path,
+		 (unsigned int)(st.st_mode & 0777), (unsigned int)mode);
+	return 0;
+}
+
+/*
+ * The index holds the values of inference secrets: data_dir is 0700 and
+ * index.db (and SQLite's -wal and -shm, which take its mode) 0600, created
+ * so before SQLite ever opens it.
+ */
+static int store_private(struct store *s)
+{
+	static const char *const sfx[] = {"-wal", "-shm"};
+	char path[PATH_MAX];
+	int fd, err;
+
+	err = store_chmod_private(s->dir, 0700);
+	if (err)
+		return err;
+	fd = open(s->db_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		err = -errno;
+		log_error("%s: %s", s->db_path, strerror(errno));
+		return err;
+	}
+	close(fd);
+	err = store_chmod_private(s->db_path, 0600);
+	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]) && !err; i++) {
+		err = store_path(path, sizeof(path), "%s%s", s->db_path, sfx[i]);
+		if (!err)
+			err = store_chmod_private(path, 0600);
+	}
+	return err;
+}
+
 static void store_local_close(struct store *s);
 
 static int store_local_open(struct store **out, const struct collector_config *cfg)
@@ -680,13 +766,18 @@ static int store_local_open(struct store **out, const struct collector_config *c
 		log_error("%s: data_dir path too long", s->dir);
 		goto out;
 	}
-	err = util_mkdir_p(s->sessions_dir, 0750);
+	err = util_mkdir_p(s->dir, 0700);
+	if (!err)
+		err = util_mkdir_p(s->sessions_dir, 0750);
 	if (!err)
 		err = util_mkdir_p(s->log_dir, 0750);
 	if (err) {
 		log_error("%s: cannot create: %s", s->dir, strerror(-err));
 		goto out;
 	}
+	err = store_private(s);
+	if (err)
+		goto out;
 	err = store_conn_open(s, &c);
 	if (err)
 		goto out;
@@ -932,6 +1023,11 @@ out:
 #define STORE_SESSION_COLS                                                                         \
 	"sid, node, \"user\", login, kind, labels, initial_command, start_ns, end_ns, exit_code, " \
 	"cols, \"rows\", events, commands, bytes, parts, status, closed_by"
+/* What a session row is read as (FROM sessions s): the columns and its risk level. */
+#define STORE_RISK_OF_S                                                                            \
+	"(SELECT m.risk_level FROM summaries m WHERE m.sid = s.sid AND m.success = 1"              \
+	" ORDER BY m.id DESC LIMIT 1)"
+#define STORE_SESSION_SEL STORE_SESSION_COLS ", " STORE_RISK_OF_S
 
 static const char *store_str(const char *s, const char *dflt)
 {
@@ -1037,14 +1133,16 @@ out:
 	return err;
 }
 
-/* Fill *out from a row selected with STORE_SESSION_COLS. */
+/* Fill *out from a row selected with STORE_SESSION_SEL. */
 static int store_session_row(sqlite3_stmt *st, struct store_session *out)
 {
 	const unsigned char *sid = sqlite3_column_text(st, 0);
+	const unsigned char *risk = sqlite3_column_text(st, 18);
 	int err;
 
 	memset(out, 0, sizeof(*out));
 	snprintf(out->sid, sizeof(out->sid), "%s", sid ? (const char *)sid : "");
+	snprintf(out->risk_level, sizeof(out->risk_level), "%s", risk ? (const char *)risk : "");
 	err = store_col_dup(st, 1, &out->node);
 	if (!err)
 		err = store_col_dup(st, 2, &out->user);
@@ -1088,7 +1186,7 @@ static int store_local_session_get(struct store *s, const char *sid, struct stor
 	err = store_conn_get(s, &c);
 	if (err)
 		return err;
-	err = store_q_prep(&q, c, "SELECT " STORE_SESSION_COLS " FROM sessions WHERE sid = ?");
+	err = store_q_prep(&q, c, "SELECT " STORE_SESSION_SEL " FROM sessions s WHERE s.sid = ?");
 	if (err)
 		goto out;
 	store_q_text(&q, sid);
@@ -1333,7 +1431,7 @@ static int store_list_plan(struct store_list *L, struct store_conn *c, const str
 		if (err)
 			return err;
 	}
-	store_sql_add(b, "SELECT " STORE_SESSION_COLS " FROM sessions s WHERE 1");
+	store_sql_add(b, "SELECT " STORE_SESSION_SEL " FROM sessions s WHERE 1");
 	store_sql_eq(b, " AND s.\"user\" = ?", f->user);
 	store_sql_eq(b, " AND s.node = ?", f->node);
 	store_sql_eq(b, narrow ? " AND +s.kind = ?" : " AND s.kind = ?", f->kind);
@@ -1363,6 +1461,20 @@ static int store_list_plan(struct store_list *L, struct store_conn *c, const str
 	}
 	if (!err && !L->empty && f->command && *f->command)
 		err = store_list_command(L, c, f->command);
+	if (!err && !L->empty && f->risk && *f->risk) {
+		/* the sessions ever rated so, then the latest rating of each must be it */
+		err = store_list_set(L, c,
+				     "SELECT DISTINCT sid FROM summaries WHERE risk_level = ?"
+				     " AND success = 1",
+				     f->risk, NULL,
+				     " AND EXISTS (SELECT 1 FROM summaries m WHERE m.sid = s.sid"
+				     " AND m.success = 1 AND m.risk_level = ?)",
+				     f->risk, NULL);
+		if (!err && !L->empty) {
+			store_sql_add(b, " AND " STORE_RISK_OF_S " = ?");
+			store_sql_arg(b, f->risk, 0);
+		}
+	}
 	if (!err && !L->empty && f->addr && *f->addr)
 		err = store_list_set(L, c, "SELECT DISTINCT sid FROM events WHERE addr = ?",
 				     f->addr, NULL,
@@ -1977,6 +2089,864 @@ out:
 	return err;
 }
 
+/* ------------------------------------------------------------ inference resources */
+
+static bool store_res_ok(const struct store_resource *r)
+{
+	return r && r->kind[0] && r->name && *r->name && r->json && *r->json;
+}
+
+static int store_local_resource_put(struct store *s, const struct store_resource *r, size_t n,
+				    bool replace, size_t *conflict)
+{
+	struct store_conn *c = NULL;
+	struct store_q q = {0};
+	int64_t now = util_now_ns();
+	size_t i;
+	int err;
+
+	if (n && !r)
+		return -EINVAL;
+	for (i = 0; i < n; i++)
+		if (!store_res_ok(&r[i]))
+			return -EINVAL;
+	err = store_conn_get(s, &c);
+	if (err)
+		return err;
+	err = store_begin(c);
+	if (err)
+		goto out;
+	for (i = 0; i < n && !replace; i++) {
+		err = store_q_prep(&q, c, "SELECT 1 FROM resources WHERE kind = ? AND name = ?");
+		if (err)
+			goto out;
+		store_q_text(&q, r[i].kind);
+		store_q_text(&q, r[i].name);
+		err = store_q_step(&q, "resource_put");
+		store_q_done(&q);
+		if (err == 1) {
+			if (conflict)
+				*conflict = i;
+			err = -EEXIST;
+		}
+		if (err)
+			goto out;
+	}
+	err = store_q_prep(&q, c,
+			   "INSERT INTO resources(kind, name, json, created_ns, updated_ns)"
+			   " VALUES (?, ?, ?, ?, ?) ON CONFLICT(kind, name) DO UPDATE SET"
+			   " json = excluded.json, updated_ns = excluded.updated_ns");
+	if (err)
+		goto out;
+	for (i = 0; i < n && !err; i++) {
+		store_q_reset(&q);
+		store_q_text(&q, r[i].kind);
+		store_q_text(&q, r[i].name);
+		store_q_text(&q, r[i].json);
+		store_q_int(&q, now);
+		store_q_int(&q, now);
+		err = store_q_step(&q, "resource_put");
+	}
+	store_q_done(&q);
+	if (err < 0)
+		goto out;
+	err = store_commit(c);
+out:
+	store_q_done(&q);
+	store_conn_put(s, c);
+	return err < 0 ? err : 0;
+}
+
+static int store_resource_row(sqlite3_stmt *st, struct store_resource *out)
+{
+	const unsigned char *kind = sqlite3_column_text(st, 0);
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->kind, sizeof(out->kind), "%s", kind ? (const char *)kind : "");
+	err = store_col_dup(st, 1, &out->name);
+	if (!err)
+		err = store_col_dup(st, 2, &out->json);
+	out->created_ns = sqlite3_column_int64(st, 3);
+	out->updated_ns = sqlite3_column_int64(st, 4);
+	if (err)
+		store_resource_clear(out);
+	return err;
+}
+
+static int store_local_resource_get(struct store *s, const char *kind, const char *name,
+				    struct store_resource *out)
+{
+	struct store_conn *c = NULL;
+	struct store_q q = {0};
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	if (!kind || !name)
+		return -EINVAL;
+	err = store_conn_get(s, &c);
+	if (err)
+		return err;
+	err = store_q_prep(&q, c,
+			   "SELECT kind, name, json, created_ns, updated_ns FROM resources"
+			   " WHERE kind = ? AND name = ?");
+	if (err)
+		goto out;
+	store_q_text(&q, kind);
+	store_q_text(&q, name);
+	err = store_q_step(&q, "resource_get");
+	if (err == 0)
+		err = -ENOENT;
+	else if (err == 1)
+		err = store_resource_row(q.st, out);
+out:
+	store_q_done(&q);
+	store_conn_put(s, c);
+	return err;
+}
+
+static int store_local_resource_list(struct store *s, const char *kind,
+				     int (*cb)(void *ctx, const struct store_resource *r), void *ctx)
+{
+	struct store_resource *rows = NULL, *tmp;
+	struct store_conn *c = NULL;
+	struct store_q q = {0};
+	size_t n = 0, cap = 0, i;
+	int err;
+
+	err = store_conn_get(s, &c);
+	if (err)
+		return err;
+	err = store_q_prep(&q, c,
+			   "SELECT kind, name, json, created_ns, updated_ns FROM resources"
+			   " WHERE ?1 IS NULL OR kind = ?1 ORDER BY kind, name");
+	if (err)
+		goto out;
+	store_q_text(&q, kind);
+	while ((err = store_q_step(&q, "resource_list")) == 1) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			tmp = realloc(rows, cap * sizeof(*rows));
+			if (!tmp) {
+				err = -ENOMEM;
+				break;
+			}
+			rows = tmp;
+		}
+		err = store_resource_row(q.st, &rows[n]);
+		if (err)
+			break;
+		n++;
+	}
+	store_q_done(&q);
+	store_conn_put(s, c);
+	c = NULL;
+	if (err < 0)
+		goto out;
+	err = 0;
+	/* after the connection went back: the callback may use the store */
+	for (i = 0; i < n && !err; i++)
+		err = cb ? cb(ctx, &rows[i]) : 0;
+out:
+	store_q_done(&q);
+	store_conn_put(s, c);
+	for (i = 0; i < n; i++)
+		store_resource_clear(&rows[i]);
+	free(rows);
+	return err;
+}
+
+/* A statement that changes rows: -ENOENT when it changed none. */
+static int store_change(struct store *s, const char *sql, const char *what, const char *a,
+			const char *b, int64_t i1, int64_t i2)
+{
+	struct store_conn *c = NULL;
+	struct store_q q = {0};
+	int err;
+
+	err = store_conn_get(s, &c);
+	if (err)
+		return err;
+	err = store_q_prep(&q, c, sql);
+	if (err)
+		goto out;
+	if (a)
+		store_q_text(&q, a);
+	if (b)
+		store_q_text(&q, b);
+	if (i1 >= 0)
+		store_q_int(&q, i1);
+	if (i2 >= 0)
+		store_q_int(&q, i2);
+	err = store_q_step(&q, what);
+	if (err == 0 && sqlite3_changes(c->db) == 0)
+		err = -ENOENT;
+out:
+	store_q_done(&q);
+	store_conn_put(s, c);
+	return err < 0 ? err : 0;
+}
+
+static int store_local_resource_delete(struct store *s, const char *kind, const char *name)
+{
+	if (!kind || !name)
+		return -EINVAL;
+	return store_change(s, "DELETE FROM resources WHERE kind = ? AND name = ?",
+			    "resource_delete", kind, name, -1, -1);
+}
+
+static int store_local_meta_get(struct store *s, const char *key, char **value)
+{
+	struct store_conn *c = NULL;
+	struct store_q q = {0};
+	int err;
+
+	*value = NULL;
+	if (!key)
+		return -EINVAL;
+	err = store_conn_get(s, &c);
+	if (err)
+		return err;
+	err = store_q_prep(&q, c, "SELECT value FROM meta WHERE key = ?");
+	if (err)
+		goto out;
+	store_q_text(&q, key);
+	err = store_q_step(&q, "meta_get");
+	if (err == 0)
+		err = -ENOENT;
+	else if (err == 1)
+		err = store_col_dup(q.st, 0, value);
+out:
+	store_q_done(&q);
+	store_conn_put(s, c);
+	return err;
+}
+
+static int store_local_meta_set(struct store *s, const char *key, const char *value)
+{
+	if (!key || !value)
+		return -EINVAL;
+	return store_change(s,
+			    "INSERT INTO meta(key, value) VALUES (?, ?)"
+			    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+			    "meta_set", key, value, -1, -1);
+}
+
+/* ------------------------------------------------------------ summary jobs */
+
+static const char *const store_job_statuses[] = {"pending", "running", "done", "failed",
+						 "budget_exceeded"};
+
+static bool store_job_status_ok(const char *st)
+{
+	for (size_t i = 0; i < sizeof(store_job_statuses) / sizeof(store_job_statuses[0]); i++)
+		if (st && strcmp(st, store_job_statuses[i]) == 0)
+			return true;
+	return false;
+}
+
+#define STORE_JOB_COLS                                                                             \
+	"id, sid, model, policy, origin, status, attempts, next_at, created_ns, updated_ns, "     \
+	"error, requested_by"
+
+static int store_job_row(sqlite3_stmt *st, struct store_job *out)
+{
+	const unsigned char *t;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	out->id = sqlite3_column_int64(st, 0);
+	t = sqlite3_column_text(st, 1);
+	snprintf(out->sid, sizeof(out->sid), "%s", t ? (const char *)t : "");
+	t = sqlite3_column_text(st, 4);
+	snprintf(out->origin, sizeof(out->origin), "%s", t ? (const char *)t : "");
+	t = sqlite3_column_text(st, 5);
+	snprintf(out->status, sizeof(out->status), "%s", t ? (const char *)t : "");
+	out->attempts = (uint32_t)sqlite3_column_int64(st, 6);
+	out->next_at_ns = sqlite3_column_int64(st, 7);
+	out->created_ns = sqlite3_column_int64(st, 8);
+	out->updated_ns = sqlite3_column_int64(st, 9);
+	err = store_col_dup(st, 2, &out->model);
+	if (!err)
+		err = store_col_dup(st, 3, &out->policy);
+	if (!err)
+		err = store_col_dup(st, 10, &out->error);
+	if (!err)
+		err = store_col_dup(st, 11, &out->requested_by);
+	if (err)
+		store_job_clear(out);
+	return err;
+}
+
+static int store_local_job_add(struct store *s, const struct store_job *j, int64_t *id)
+{
+	struct store_conn *c = NULL;
+	struct store_q q = {0};
+	int64_t now = util_now_ns();
+	int err;
+
+	if (!j || !util_is_uuid(j->sid) || !j->model || !*j->model ||
+	    (strcmp(j->origin, "auto") != 0 && strcmp(j->origin, "manual") != 0))
+		return -EINVAL;
+	err = store_conn_get(s, &c);
+	if (err)
+		return err;
+	err = store_q_prep(&q, c,
+			   "INSERT INTO jobs(sid, model, policy, origin, status, attempts, next_at,"
+			   " created_ns, updated_ns, error, requested_by)"
+			   " VALUES (?, ?, ?, ?, 'pending', 0, ?, ?, ?, '', ?)");
+	if (err)
+		goto out;
+	store_q_text(&q, j->sid);
+	store_q_text(&q, j->model);
+	store_q_text(&q, store_str(j->policy, ""));
+	store_q_text(&q, j->origin);
+	store_q_int(&q, j->next_at_ns);
+	store_q_int(&q, now);
+	store_q_int(&q, now);
+	store_q_text(&q, store_str(j->requested_by, ""));
+	err = store_q_step(&q, "job_add");
+	if (err == 0 && id)
+		*id = sqlite3_last_insert_rowid(c->db);
+out:
+	store_q_done(&q);
+	store_conn_put(s, c);
+	return err < 0 ? err : 0;
+}
+
+static int store_local_job_claim(struct store *s, int64_t now_ns, struct store_job *out)
+{
+	struct store_conn *c = NULL;
+	struct store_q q = {0};
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	err = store_conn_get(s, &c);
+	if (err)
+		return err;
+	err = store_begin(c);
+	if (err)
+		goto out;
+	err = store_q_prep(&q, c,
+			   "SELECT " STORE_JOB_COLS " FROM jobs WHERE status = 'pending'"
+			   " AND next_at <= ? ORDER BY next_at, id LIMIT 1");
+	if (err)
+		goto out;
+	store_q_int(&q, now_ns);
+	err = store_q_step(&q, "job_claim");
+	if (err == 1)
+		err = store_job_row(q.st, out);
+	else if (err == 0)
+		err = -ENOENT;
+	store_q_done(&q);
+	if (err)
+		goto out;
+	err = store_q_prep(&q, c,
+			   "UPDATE jobs SET status = 'running', attempts = attempts + 1,"
+			   " updated_ns = ? WHERE id = ?");
+	if (err)
+		goto out;
+	store_q_int(&q, util_now_ns());
+	store_q_int(&q, out->id);
+	err = store_q_step(&q, "job_claim");
+	store_q_done(&q);
+	if (err < 0)
+		goto out;
+	err = store_commit(c);
+	if (!err) {
+		snprintf(out->status, sizeof(out->status), "running");
+		out->attempts++;
+	}
+out:
+	if (err)
+		store_job_clear(out);
+	store_q_done(&q);
+	store_conn_put(s, c);
+	return err;
+}
+
+static int store_local_job_update(struct store *s, int64_t id, const char *status,
+				  int64_t next_at_ns, const char *error)
+{
+	struct store_conn *c = NULL;
+	struct store_q q = {0};
+	int err;
+
+	if (!store_job_status_ok(status))
+		return -EINVAL;
+	err = store_conn_get(s, &c);
+	if (err)
+		return err;
+	err = store_q_prep(&q, c,
+			   "UPDATE jobs SET status = ?, next_at = ?, error = ?, updated_ns = ?"
+			   " WHERE id = ?");
+	if (err)
+		goto out;
+	store_q_text(&q, status);
+	store_q_int(&q, next_at_ns);
+	store_q_text(&q, store_str(error, ""));
+	store_q_int(&q, util_now_ns());
+	store_q_int(&q, id);
+	err = store_q_step(&q, "job_update");
+	if (err == 0 && sqlite3_changes(c->db) == 0)
+		err = -ENOENT;
+out:
+	store_q_done(&q);
+	store_conn_put(s, c);
+	return err < 0 ? err : 0;
+}
+
+static int store_local_job_get(struct store *s, int64_t id, struct store_job *out)
+{
+	struct store_conn *c = NULL;
+	struct store_q q = {0};
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	err = store_conn_get(s, &c);
+	if (err)
+		return err;
+	err = store_q_prep(&q, c, "SELECT " STORE_JOB_COLS " FROM jobs WHERE id = ?");
+	if (err)
+		goto out;
+	store_q_int(&q, id);
+	err = store_q_step(&q, "job_get");
+	if (err == 0)
+		err = -ENOENT;
+	else if (err == 1)
+		err = store_job_row(q.st, out);
+out:
+	store_q_done(&q);
+	store_conn_put(s, c);
+	return err;
+}
+
+static int store_local_job_list(struct store *s, const char *sid, const char *status,
+				uint32_t limit, int (*cb)(void *ctx, const struct store_job *j),
+				void *ctx)
+{
+	struct store_job *rows = NULL;
+	struct store_conn *c = NULL;
+	struct store_q q = {0};
+	size_t n = 0, i;
+	int err;
+
+	limit = limit ? limit : STORE_LIST_DEFAULT;
+	if (limit > STORE_LIST_MAX)
+		limit = STORE_LIST_MAX;
+	rows = calloc(limit, sizeof(*rows));
+	if (!rows)
+		return -ENOMEM;
+	err = store_conn_get(s, &c);
+	if (err)
+		goto out;
+	err = store_q_prep(&q, c,
+			   "SELECT " STORE_JOB_COLS " FROM jobs WHERE (?1 IS NULL OR sid = ?1)"
+			   " AND (?2 IS NULL OR status = ?2) ORDER BY id DESC LIMIT ?3");
+	if (err)
+		goto out;
+	store_q_text(&q, sid);
+	store_q_text(&q, status);
+	store_q_int(&q, limit);
+	while (n < limit && (err = store_q_step(&q, "job_list")) == 1) {
+		err = store_job_row(q.st, &rows[n]);
+		if (err)
+			break;
+		n++;
+	}
+	store_q_done(&q);
+	store_conn_put(s, c);
+	c = NULL;
+	if (err < 0)
+		goto out;
+	err = 0;
+	for (i = 0; i < n && !err; i++)
+		err = cb ? cb(ctx, &rows[i]) : 0;
+out:
+	store_q_done(&q);
+	store_conn_put(s, c);
+	for (i = 0; i < n; i++)
+		store_job_clear(&rows[i]);
+	free(rows);
+	return err;
+}
+
+static int store_local_job_counts(struct store *s,
+				  int (*cb)(void *ctx, const char *model, const char *status,
+					    uint64_t n),
+				  void *ctx)
+{
+	struct store_conn *c = NULL;
+	struct store_q q = {0};
+	int err;
+
+	err = store_conn_get(s, &c);
+	if (err)
+		return err;
+	err = store_q_prep(&q, c,
+			   "SELECT model, status, count(*) FROM jobs"
+			   " WHERE status IN ('pending', 'running', 'budget_exceeded')"
+			   " GROUP BY model, status");
+	if (err)
+		goto out;
+	/* a few rows; the callback only counts */
+	while ((err = store_q_step(&q, "job_counts")) == 1) {
+		err = cb ? cb(ctx, (const char *)sqlite3_column_text(q.st, 0),
+			      (const char *)sqlite3_column_text(q.st, 1),
+			      (uint64_t)sqlite3_column_int64(q.st, 2))
+			 : 0;
+		if (err)
+			break;
+	}
+out:
+	store_q_done(&q);
+	store_conn_put(s, c);
+	return err < 0 ? err : 0;
+}
+
+static int store_local_job_requeue(struct store *s, const char *status, const char *model,
+				   int64_t now_ns, uint64_t *n)
+{
+	struct store_conn *c = NULL;
+	struct store_q q = {0};
+	int err;
+
+	if (n)
+		*n = 0;
+	if (!status || (strcmp(status, "running") != 0 && strcmp(status, "budget_exceeded") != 0))
+		return -EINVAL;
+	err = store_conn_get(s, &c);
+	if (err)
+		return err;
+	err = store_q_prep(&q, c,
+			   "UPDATE jobs SET status = 'pending', next_at = ?1, updated_ns = ?1"
+			   " WHERE status = ?2 AND (?3 IS NULL OR model = ?3)");
+	if (err)
+		goto out;
+	store_q_int(&q, now_ns);
+	store_q_text(&q, status);
+	store_q_text(&q, model);
+	err = store_q_step(&q, "job_requeue");
+	if (err == 0 && n)
+		*n = (uint64_t)sqlite3_changes(c->db);
+out:
+	store_q_done(&q);
+	store_conn_put(s, c);
+	return err < 0 ? err : 0;
+}
+
+/* ------------------------------------------------------------ token spending */
+
+static int store_local_usage_add(struct store *s, const char *model, const char *day,
+				 uint64_t tokens_in, uint64_t tokens_out)
+{
+	struct store_conn *c = NULL;
+	struct store_q q = {0};
+	int err;
+
+	if (!model || !day || tokens_in > INT64_MAX / 2 || tokens_out > INT64_MAX / 2)
+		return -EINVAL;
+	err = store_conn_get(s, &c);
+	if (err)
+		return err;
+	err = store_q_prep(&q, c,
+			   "INSERT INTO usage(model, day, tokens_in, tokens_out) VALUES (?, ?, ?, ?)"
+			   " ON CONFLICT(model, day) DO UPDATE SET"
+			   " tokens_in = tokens_in + excluded.tokens_in,"
+			   " tokens_out = tokens_out + excluded.tokens_out");
+	if (err)
+		goto out;
+	store_q_text(&q, model);
+	store_q_text(&q, day);
+	store_q_int(&q, (int64_t)tokens_in);
+	store_q_int(&q, (int64_t)tokens_out);
+	err = store_q_step(&q, "usage_add");
+out:
+	store_q_done(&q);
+	store_conn_put(s, c);
+	return err < 0 ? err : 0;
+}
+
+static int store_local_usage_get(struct store *s, const char *model, const char *day,
+				 uint64_t *tokens_in, uint64_t *tokens_out)
+{
+	struct store_conn *c = NULL;
+	struct store_q q = {0};
+	int err;
+
+	*tokens_in = *tokens_out = 0;
+	if (!model || !day)
+		return -EINVAL;
+	err = store_conn_get(s, &c);
+	if (err)
+		return err;
+	err = store_q_prep(&q, c,
+			   "SELECT tokens_in, tokens_out FROM usage WHERE model = ? AND day = ?");
+	if (err)
+		goto out;
+	store_q_text(&q, model);
+	store_q_text(&q, day);
+	err = store_q_step(&q, "usage_get");
+	if (err == 1) {
+		*tokens_in = (uint64_t)sqlite3_column_int64(q.st, 0);
+		*tokens_out = (uint64_t)sqlite3_column_int64(q.st, 1);
+	}
+out:
+	store_q_done(&q);
+	store_conn_put(s, c);
+	return err < 0 ? err : 0;
+}
+
+/* ------------------------------------------------------------ summaries */
+
+#define STORE_SUMMARY_COLS                                                                         \
+	"id, sid, job_id, origin, model_name, provider, model_id, title, short_description, "     \
+	"detailed_description, risk_level, risk_score, risk_reasons, commands_of_interest, "       \
+	"needs_review, tokens_in, tokens_out, chunks, transcript_bytes, raw_bytes, started_ns, "   \
+	"finished_ns, success, error_code, error"
+
+static int store_summary_row(sqlite3_stmt *st, struct store_summary *out)
+{
+	const unsigned char *t;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	out->id = sqlite3_column_int64(st, 0);
+	t = sqlite3_column_text(st, 1);
+	snprintf(out->sid, sizeof(out->sid), "%s", t ? (const char *)t : "");
+	out->job_id = sqlite3_column_int64(st, 2);
+	t = sqlite3_column_text(st, 3);
+	snprintf(out->origin, sizeof(out->origin), "%s", t ? (const char *)t : "");
+	t = sqlite3_column_text(st, 10);
+	snprintf(out->risk_level, sizeof(out->risk_level), "%s", t ? (const char *)t : "");
+	out->risk_score = (uint32_t)sqlite3_column_int64(st, 11);
+	out->needs_review = sqlite3_column_int(st, 14) != 0;
+	out->tokens_in = (uint64_t)sqlite3_column_int64(st, 15);
+	out->tokens_out = (uint64_t)sqlite3_column_int64(st, 16);
+	out->chunks = (uint32_t)sqlite3_column_int64(st, 17);
+	out->transcript_bytes = (uint64_t)sqlite3_column_int64(st, 18);
+	out->raw_bytes = (uint64_t)sqlite3_column_int64(st, 19);
+	out->started_ns = sqlite3_column_int64(st, 20);
+	out->finished_ns = sqlite3_column_int64(st, 21);
+	out->success = sqlite3_column_int(st, 22) != 0;
+	err = store_col_dup(st, 4, &out->model_name);
+	if (!err)
+		err = store_col_dup(st, 5, &out->provider);
+	if (!err)
+		err = store_col_dup(st, 6, &out->model_id);
+	if (!err)
+		err = store_col_dup(st, 7, &out->title);
+	if (!err)
+		err = store_col_dup(st, 8, &out->short_description);
+	if (!err)
+		err = store_col_dup(st, 9, &out->detailed_description);
+	if (!err)
+		err = store_col_dup(st, 12, &out->risk_reasons_json);
+	if (!err)
+		err = store_col_dup(st, 13, &out->commands_of_interest_json);
+	if (!err)
+		err = store_col_dup(st, 23, &out->error_code);
+	if (!err)
+		err = store_col_dup(st, 24, &out->error);
+	if (err)
+		store_summary_clear(out);
+	return err;
+}
+
+static int64_t store_u64(uint64_t v)
+{
+	return v > INT64_MAX ? INT64_MAX : (int64_t)v;
+}
+
+static int store_local_summary_put(struct store *s, const struct store_summary *m, int64_t *id)
+{
+	struct store_conn *c = NULL;
+	struct store_q q = {0};
+	int64_t sum_id = 0;
+	int err;
+
+	if (!m || !util_is_uuid(m->sid) || !m->model_name)
+		return -EINVAL;
+	err = store_conn_get(s, &c);
+	if (err)
+		return err;
+	err = store_begin(c);
+	if (err)
+		goto out;
+	err = store_q_prep(&q, c,
+			   "INSERT INTO summaries(sid, job_id, origin, model_name, provider, model_id,"
+			   " title, short_description, detailed_description, risk_level, risk_score,"
+			   " risk_reasons, commands_of_interest, needs_review, tokens_in, tokens_out,"
+			   " chunks, transcript_bytes, raw_bytes, started_ns, finished_ns, success,"
+			   " error_code, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+			   " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	if (err)
+		goto out;
+	store_q_text(&q, m->sid);
+	store_q_int(&q, m->job_id);
+	store_q_text(&q, m->origin);
+	store_q_text(&q, m->model_name);
+	store_q_text(&q, store_str(m->provider, ""));
+	store_q_text(&q, store_str(m->model_id, ""));
+	store_q_text(&q, store_str(m->title, ""));
+	store_q_text(&q, store_str(m->short_description, ""));
+	store_q_text(&q, store_str(m->detailed_description, ""));
+	store_q_text(&q, m->risk_level);
+	store_q_int(&q, m->risk_score);
+	store_q_text(&q, store_str(m->risk_reasons_json, "[]"));
+	store_q_text(&q, store_str(m->commands_of_interest_json, "[]"));
+	store_q_int(&q, m->needs_review);
+	store_q_int(&q, store_u64(m->tokens_in));
+	store_q_int(&q, store_u64(m->tokens_out));
+	store_q_int(&q, m->chunks);
+	store_q_int(&q, store_u64(m->transcript_bytes));
+	store_q_int(&q, store_u64(m->raw_bytes));
+	store_q_int(&q, m->started_ns);
+	store_q_int(&q, m->finished_ns);
+	store_q_int(&q, m->success);
+	store_q_text(&q, store_str(m->error_code, ""));
+	store_q_text(&q, store_str(m->error, ""));
+	err = store_q_step(&q, "summary_put");
+	store_q_done(&q);
+	if (err < 0)
+		goto out;
+	sum_id = sqlite3_last_insert_rowid(c->db);
+	if (m->job_id) {
+		err = store_q_prep(&q, c,
+				   "UPDATE jobs SET status = ?, error = ?, updated_ns = ? WHERE id = ?");
+		if (err)
+			goto out;
+		store_q_text(&q, m->success ? "done" : "failed");
+		store_q_text(&q, m->success ? "" : store_str(m->error, ""));
+		store_q_int(&q, util_now_ns());
+		store_q_int(&q, m->job_id);
+		err = store_q_step(&q, "summary_put");
+		store_q_done(&q);
+		if (err < 0)
+			goto out;
+	}
+	err = store_commit(c);
+	if (!err && id)
+		*id = sum_id;
+out:
+	store_q_done(&q);
+	store_conn_put(s, c);
+	return err < 0 ? err : 0;
+}
+
+static int store_local_summary_list(struct store *s, const char *sid,
+				    int (*cb)(void *ctx, const struct store_summary *m), void *ctx)
+{
+	struct store_summary *rows = NULL, *tmp;
+	struct store_conn *c = NULL;
+	struct store_q q = {0};
+	size_t n = 0, cap = 0, i;
+	int err;
+
+	if (!util_is_uuid(sid))
+		return -EINVAL;
+	err = store_conn_get(s, &c);
+	if (err)
+		return err;
+	err = store_q_prep(&q, c,
+			   "SELECT " STORE_SUMMARY_COLS " FROM summaries WHERE sid = ?"
+			   " ORDER BY id DESC LIMIT 1000");
+	if (err)
+		goto out;
+	store_q_text(&q, sid);
+	while ((err = store_q_step(&q, "summary_list")) == 1) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 4;
+			tmp = realloc(rows, cap * sizeof(*rows));
+			if (!tmp) {
+				err = -ENOMEM;
+				break;
+			}
+			rows = tmp;
+		}
+		err = store_summary_row(q.st, &rows[n]);
+		if (err)
+			break;
+		n++;
+	}
+	store_q_done(&q);
+	store_conn_put(s, c);
+	c = NULL;
+	if (err < 0)
+		goto out;
+	err = 0;
+	for (i = 0; i < n && !err; i++)
+		err = cb ? cb(ctx, &rows[i]) : 0;
+out:
+	store_q_done(&q);
+	store_conn_put(s, c);
+	for (i = 0; i < n; i++)
+		store_summary_clear(&rows[i]);
+	free(rows);
+	return err;
+}
+
+static int store_local_summary_get(struct store *s, const char *sid, struct store_summary *out)
+{
+	struct store_conn *c = NULL;
+	struct store_q q = {0};
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	if (!util_is_uuid(sid))
+		return -EINVAL;
+	err = store_conn_get(s, &c);
+	if (err)
+		return err;
+	err = store_q_prep(&q, c,
+			   "SELECT " STORE_SUMMARY_COLS " FROM summaries WHERE sid = ?"
+			   " ORDER BY id DESC LIMIT 1");
+	if (err)
+		goto out;
+	store_q_text(&q, sid);
+	err = store_q_step(&q, "summary_get");
+	if (err == 0)
+		err = -ENOENT;
+	else if (err == 1)
+		err = store_summary_row(q.st, out);
+out:
+	store_q_done(&q);
+	store_conn_put(s, c);
+	return err;
+}
+
+static int store_local_audit_find(struct store *s, const char *sid, const char *event,
+				  char **line)
+{
+	struct store_conn *c = NULL;
+	struct store_q q = {0};
+	int err;
+
+	*line = NULL;
+	if (!util_is_uuid(sid) || !event)
+		return -EINVAL;
+	err = store_conn_get(s, &c);
+	if (err)
+		return err;
+	/* audit_by_event leads with sid: a session's few lines, newest first */
+	err = store_q_prep(&q, c,
+			   "SELECT line FROM audit WHERE sid = ? AND"
+			   " json_extract(line, '$.event') = ? ORDER BY id DESC LIMIT 1");
+	if (err)
+		goto out;
+	store_q_text(&q, sid);
+	store_q_text(&q, event);
+	err = store_q_step(&q, "audit_find");
+	if (err == 0)
+		err = -ENOENT;
+	else if (err == 1)
+		err = store_col_dup(q.st, 0, line);
+out:
+	store_q_done(&q);
+	store_conn_put(s, c);
+	return err;
+}
+
 const struct store_ops store_local_ops = {
     .name = "local",
     .open = store_local_open,
@@ -1994,4 +2964,23 @@ const struct store_ops store_local_ops = {
     .token_find = store_local_token_find,
     .token_list = store_local_token_list,
     .token_revoke = store_local_token_revoke,
+    .resource_put = store_local_resource_put,
+    .resource_get = store_local_resource_get,
+    .resource_list = store_local_resource_list,
+    .resource_delete = store_local_resource_delete,
+    .meta_get = store_local_meta_get,
+    .meta_set = store_local_meta_set,
+    .job_add = store_local_job_add,
+    .job_claim = store_local_job_claim,
+    .job_update = store_local_job_update,
+    .job_get = store_local_job_get,
+    .job_list = store_local_job_list,
+    .job_counts = store_local_job_counts,
+    .job_requeue = store_local_job_requeue,
+    .usage_add = store_local_usage_add,
+    .usage_get = store_local_usage_get,
+    .summary_put = store_local_summary_put,
+    .summary_get = store_local_summary_get,
+    .summary_list = store_local_summary_list,
+    .audit_find = store_local_audit_find,
 };

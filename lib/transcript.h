@@ -28,9 +28,43 @@ int transcript_finish(struct transcript *t, const char **text, size_t *len);
 uint64_t transcript_raw_bytes(const struct transcript *t);
 void transcript_free(struct transcript *t);
 
-/* Split a transcript into chunks of at most max bytes, at line boundaries. */
+/*
+ * Split a transcript into chunks of at most max bytes, at line boundaries.
+ * *offsets (malloc'd, n_chunks + 1 entries): chunk i is
+ * text[offsets[i] .. offsets[i + 1]) and offsets[n_chunks] == len. A line
+ * longer than max is cut, at a UTF-8 character boundary where there is one.
+ * Empty text gives no chunk. 0, -EINVAL (max 0) or -ENOMEM.
+ */
 int transcript_chunks(const char *text, size_t len, size_t max, size_t **offsets,
 		      size_t *n_chunks);
+
+/*
+ * What a file path is to someone reviewing the session; the transcript and the
+ * built-in summarizer agree on it. `write`: the path was opened for writing
+ * (or created or truncated), which makes more paths matter and none noise
+ * except terminals and /dev/null.
+ */
+enum transcript_file_kind {
+	TRANSCRIPT_FILE_PLAIN = 0,
+	TRANSCRIPT_FILE_NOISE,	     /* libraries, locales, caches, /proc, /sys, terminals */
+	TRANSCRIPT_FILE_CREDENTIAL,  /* private keys, tokens, cloud and cluster credentials */
+	TRANSCRIPT_FILE_SHADOW,	     /* password hashes: /etc/shadow, /etc/gshadow */
+	TRANSCRIPT_FILE_SUDOERS,     /* /etc/sudoers, /etc/sudoers.d/, /etc/doas.conf */
+	TRANSCRIPT_FILE_ACCOUNTS,    /* writes: /etc/passwd, /etc/group, PAM */
+	TRANSCRIPT_FILE_HISTORY,     /* writes: shell and REPL history files */
+	TRANSCRIPT_FILE_PERSISTENCE, /* writes: cron, systemd units, rc files, authorized_keys */
+};
+enum transcript_file_kind transcript_file_kind(const char *path, bool write);
+/* The open flags of a Disk event ask for writing (O_WRONLY, O_RDWR, O_CREAT, O_TRUNC). */
+bool transcript_open_writes(int32_t flags);
+
+/*
+ * A command line as a shell would read it back: arguments joined by spaces,
+ * quoted where needed, control characters escaped, each argument cut at
+ * arg_max bytes and the whole at max bytes (0: no limit), cuts marked with
+ * "…". *out is malloc'd. 0 or -ENOMEM.
+ */
+int transcript_argv_string(char *const *argv, size_t argc, size_t arg_max, size_t max, char **out);
 
 /* A structured summary, from a model or from the built-in summarizer. */
 enum summary_risk {
