@@ -969,12 +969,11 @@ static int pred_parse_primary(struct pred_parser *p, struct pred_node **out)
 		break;
 	}
 out:
-	if (rc) {
+	if (rc)
 		pred_node_free(n);
-		return rc;
-	}
-	*out = n;
-	return 0;
+	else
+		*out = n;
+	return rc;
 }
 
 static int pred_parse_unary(struct pred_parser *p, struct pred_node **out)
@@ -988,31 +987,32 @@ static int pred_parse_unary(struct pred_parser *p, struct pred_node **out)
 	*out = NULL;
 	rc = pred_deeper(p, at);
 	if (rc)
-		return rc;
+		goto out;
 	rc = pred_lex(p);
 	if (rc)
-		return rc;
+		goto out;
 	rc = pred_parse_unary(p, &sub);
 	if (rc)
-		return rc;
+		goto out;
 	p->depth--;
 	if (!(sub->type & T_BOOL)) {
 		PERR(p, at, "! needs a boolean, not %s", pred_type_name(sub->type));
-		pred_node_free(sub);
-		return -EINVAL;
+		rc = -EINVAL;
+		goto out;
 	}
 	rc = pred_node_new(N_NOT, at, T_BOOL, &n);
-	if (rc) {
-		pred_node_free(sub);
-		return rc;
-	}
+	if (rc)
+		goto out;
 	rc = pred_node_push(n, sub);
-	if (rc) {
-		pred_node_free(n);
-		return rc;
-	}
+	sub = NULL;
+	if (rc)
+		goto out;
 	*out = n;
-	return 0;
+	n = NULL;
+out:
+	pred_node_free(sub);
+	pred_node_free(n);
+	return rc;
 }
 
 /* a == b != c ..., left to right; each comparison nests the one before it. */
@@ -1114,11 +1114,11 @@ static int pred_parse_chain(struct pred_parser *p, enum pred_tok_kind op, enum p
 		if (!(next->type & T_BOOL)) {
 			PERR(p, next->pos, "%s needs booleans, not %s", opname,
 			     pred_type_name(next->type));
-			pred_node_free(next);
 			rc = -EINVAL;
 			goto out;
 		}
 		rc = pred_node_push(n, next);
+		next = NULL;
 		if (rc)
 			goto out;
 	}
@@ -1126,6 +1126,7 @@ static int pred_parse_chain(struct pred_parser *p, enum pred_tok_kind op, enum p
 	n = NULL;
 out:
 	pred_node_free(first);
+	pred_node_free(next);
 	pred_node_free(n);
 	return rc;
 }

@@ -147,6 +147,8 @@ static int test_lookup(void *ctx, const char *field, const char *key, struct pre
 		return set_str(out, NULL);
 	if (strcmp(field, "session.null_item") == 0)
 		return set_list(out, with_null, ARRAY_LEN(with_null));
+	if (strcmp(field, "session.positive") == 0)
+		return 1;
 	if (strcmp(field, "session.bad_type") == 0) {
 		out->type = (enum pred_type)42;
 		return 0;
@@ -1182,6 +1184,7 @@ static void test_lookup_errors(void **state)
 	    {"contains(session.null_item, \"a\")",
 	     "column 10: the value of session.null_item is malformed"},
 	    {"session.bad_type == \"\"", "column 1: the value of session.bad_type is malformed"},
+	    {"session.positive == \"\"", "column 1: the value of session.positive is malformed"},
 	};
 	static const struct ecase eio[] = {
 	    {"true && session.io_error == \"\"",
@@ -1224,6 +1227,34 @@ static void test_big_lists(void **state)
 	free(store);
 }
 
+/* What one evaluation may build is capped, and the cap leaves nothing behind. */
+static void test_arena_limit(void **state)
+{
+	enum { N = 3u << 20 }; /* three copies of 3 Mi pointers pass 64 MiB */
+	struct test_env te;
+	struct pred_env env = {.lookup = test_lookup, .ctx = &te};
+	struct pred_expr *e = NULL;
+	const char **huge = malloc(N * sizeof(*huge));
+	char err[256];
+	bool r = false;
+	size_t i;
+
+	assert_non_null(huge);
+	for (i = 0; i < N; i++)
+		huge[i] = "x";
+	test_env_init(&te);
+	te.big = huge;
+	te.nbig = N;
+	assert_true(eval_in(&te, "set(session.big, session.big) == set(\"x\")"));
+	assert_int_equal(pred_parse("true && set(session.big, session.big, session.big) == set()",
+				    NULL, &e, err, sizeof(err)),
+			 0);
+	assert_int_equal(pred_eval(e, &env, &r, err, sizeof(err)), -E2BIG);
+	assert_string_equal(err, "column 9: the lists built are larger than 64 MiB");
+	pred_free(e);
+	free(huge);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1251,6 +1282,7 @@ int main(void)
 	    cmocka_unit_test(test_api),
 	    cmocka_unit_test(test_lookup_errors),
 	    cmocka_unit_test(test_big_lists),
+	    cmocka_unit_test(test_arena_limit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
