@@ -116,8 +116,9 @@ static int bedrock_prepare(const struct provider_model *m, const char *system, c
 		goto out;
 	}
 	if (!region || !region[0]) {
-		provider_fail_set(f, "config", "no region: set the model's region or "
-					       "AWS_DEFAULT_REGION");
+		provider_fail_set(f, "config",
+				  "no region: set the model's region or "
+				  "AWS_DEFAULT_REGION");
 		goto out;
 	}
 	if (!bedrock_region_ok(region)) {
@@ -125,9 +126,10 @@ static int bedrock_prepare(const struct provider_model *m, const char *system, c
 		goto out;
 	}
 	if (!key_id || !key_id[0] || !secret || !secret[0]) {
-		provider_fail_set(f, "no_credentials",
-				  "AWS credentials missing: set AWS_ACCESS_KEY_ID and "
-				  "AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones)");
+		provider_fail_set(
+		    f, "no_credentials",
+		    "AWS credentials missing: set AWS_ACCESS_KEY_ID and "
+		    "AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones)");
 		ret = -ENOKEY;
 		goto out;
 	}
@@ -159,6 +161,10 @@ static int bedrock_prepare(const struct provider_model *m, const char *system, c
 	if (!req->body)
 		goto nomem;
 	req->body_len = strlen(req->body);
+	/*
+	 * No "Expect:" to turn off 100-continue here: libcurl before 8.x signs that
+	 * empty header without sending it, and AWS then refuses the signature.
+	 */
 	if (provider_req_header(req, "Content-Type: application/json") ||
 	    provider_req_header(req, "Accept: application/json") ||
 	    (token && token[0] && provider_req_header(req, "x-amz-security-token: %s", token)))
@@ -188,12 +194,12 @@ out:
 }
 
 /* The summary from a toolUse block, else from the first text block. */
-static int bedrock_answer(json_t *root, json_t **answer, uint64_t *tokens_in,
-			  uint64_t *tokens_out, struct provider_fail *f)
+static int bedrock_answer(json_t *root, json_t **answer, uint64_t *tokens_in, uint64_t *tokens_out,
+			  struct provider_fail *f)
 {
 	json_t *usage = json_object_get(root, "usage"), *block, *text = NULL;
-	json_t *content = json_object_get(
-		json_object_get(json_object_get(root, "output"), "message"), "content");
+	json_t *content =
+	    json_object_get(json_object_get(json_object_get(root, "output"), "message"), "content");
 	const char *stop = provider_json_str(root, "stopReason");
 	size_t i;
 
@@ -203,7 +209,8 @@ static int bedrock_answer(json_t *root, json_t **answer, uint64_t *tokens_in,
 		provider_fail_set(f, "bad_json", "the answer was cut at the token limit");
 		return -EBADMSG;
 	}
-	json_array_foreach(content, i, block) {
+	json_array_foreach(content, i, block)
+	{
 		json_t *use = json_object_get(block, "toolUse");
 		json_t *input = json_object_get(use, "input");
 		const char *name = provider_json_str(use, "name");

@@ -21,15 +21,15 @@
 /* A request ready to send, and sent again as is on a retry. */
 struct provider_req {
 	char *url;
-	char *target;		    /* request target to send instead of the URL's, or NULL */
+	char *target; /* request target to send instead of the URL's, or NULL */
 	struct curl_slist *headers;
 	char *body;
 	size_t body_len;
-	char *bearer;		    /* OpenAI key: Authorization: Bearer (zeroed on free) */
-	char *sigv4;		    /* CURLOPT_AWS_SIGV4 parameter, or NULL */
-	char *sigv4_user;	    /* AWS access key id */
-	char *sigv4_secret;	    /* AWS secret access key (zeroed on free) */
-	const char *redact[4];	    /* values no message may contain (borrowed) */
+	char *bearer;	       /* OpenAI key: Authorization: Bearer (zeroed on free) */
+	char *sigv4;	       /* CURLOPT_AWS_SIGV4 parameter, or NULL */
+	char *sigv4_user;      /* AWS access key id */
+	char *sigv4_secret;    /* AWS secret access key (zeroed on free) */
+	const char *redact[4]; /* values no message may contain (borrowed) */
 };
 
 /* What went wrong, for struct provider_result. */
@@ -58,10 +58,10 @@ extern const struct provider_backend provider_bedrock_backend;
 
 /* Append a header line built from fmt; 0 or -ENOMEM. */
 int provider_req_header(struct provider_req *req, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 /* Set f's code and message (the message formatted, cut to fit). */
 void provider_fail_set(struct provider_fail *f, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* A string member of obj, or NULL. */
 const char *provider_json_str(const json_t *obj, const char *key);
 /* An integer member >= 0 of obj, or 0. */

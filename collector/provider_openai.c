@@ -49,11 +49,12 @@ static int openai_prepare(const struct provider_model *m, const char *system, co
 	}
 	schema = json_loads(provider_summary_schema(), 0, &jerr);
 	if (schema)
-		body = json_pack("{s:s, s:f, s:[{s:s, s:s}, {s:s, s:s}], s:{s:s, s:{s:s, s:b, s:O}}}",
-				 "model", m->model_id, "temperature", m->temperature, "messages",
-				 "role", "system", "content", system, "role", "user", "content",
-				 user, "response_format", "type", "json_schema", "json_schema",
-				 "name", PROVIDER_SCHEMA_NAME, "strict", 1, "schema", schema);
+		body =
+		    json_pack("{s:s, s:f, s:[{s:s, s:s}, {s:s, s:s}], s:{s:s, s:{s:s, s:b, s:O}}}",
+			      "model", m->model_id, "temperature", m->temperature, "messages",
+			      "role", "system", "content", system, "role", "user", "content", user,
+			      "response_format", "type", "json_schema", "json_schema", "name",
+			      PROVIDER_SCHEMA_NAME, "strict", 1, "schema", schema);
 	if (body)
 		req->body = json_dumps(body, JSON_COMPACT);
 	if (!req->body) {
@@ -122,7 +123,8 @@ static void openai_error(json_t *root, const char *error_type_header, struct pro
 
 	(void)error_type_header;
 	if (!msg) /* compatible servers: {"error": "text"} or {"message": "text"} */
-		msg = json_is_string(err) ? json_string_value(err) : provider_json_str(root, "message");
+		msg = json_is_string(err) ? json_string_value(err)
+					  : provider_json_str(root, "message");
 	if (json_is_integer(code))
 		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(code));
 	if (json_is_string(code) && json_string_value(code)[0])
