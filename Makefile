@@ -183,11 +183,11 @@ FUZZ_SECONDS ?= 15
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES))
 FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
-	-fno-sanitize-recover=all -I$(BUILD)/gen -Ilib -Ibpf -Iagent $(PKG_CFLAGS)
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) agent/config.c $(PROTO_C) $(PROTO_H)
+	-fno-sanitize-recover=all -I$(BUILD)/gen -Ilib -Ibpf -Iagent -Icollector $(PKG_CFLAGS)
+FUZZ_DEPS := $(LIB_SRCS) agent/config.c $(COLLECTOR_SRCS) $(PROTO_C)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DEPS) $(PROTO_H)
 	$(call msg,FUZZ-CC,$@)
-	$(Q)mkdir -p $(dir $@) && $(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS) agent/config.c \
-		$(PROTO_C) $(LDLIBS)
+	$(Q)mkdir -p $(dir $@) && $(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_DEPS) $(LDLIBS)
 
 fuzz: $(FUZZ_BINS)
 	@for n in $(FUZZ_NAMES); do \

@@ -38,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -162,6 +163,21 @@ def proc_status_kb(pid, key):
     raise BenchError("no %s in /proc/%d/status" % (key, pid))
 
 
+def cpu_times():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)  # idle + iowait
+    return sum(v[:8]), idle  # guest time is already counted in user
+
+
+def cpu_busy(interval=0.5):
+    """Fraction of all CPUs busy over interval seconds (while the driver itself sleeps)."""
+    t0, i0 = cpu_times()
+    time.sleep(interval)
+    t1, i1 = cpu_times()
+    return (t1 - t0 - (i1 - i0)) / (t1 - t0) if t1 > t0 else 0.0
+
+
 def get_metrics(url):
     """Prometheus text -> {name: value} and {(name, label value): value}."""
     with urllib.request.urlopen(url + "/metrics", timeout=5) as r:
@@ -281,6 +297,61 @@ def describe_programs(progs, limit=4):
     owners = sorted({str(pid) for _, _, pid in progs})
     names = sorted({n for n, _, _ in progs})
     return "%d attached, pids %s, e.g. %s" % (len(progs), ",".join(owners), ", ".join(names[:limit]))
+
+
+class BpfMonitor:
+    """Watches, once a second, for BPF programs that others attach while a run is being timed.
+
+    Agents with their own pin_path (tests) start and stop at any time and their
+    hooks slow down every process: a run that overlapped one is not clean.
+    Only `bpftool perf list` is polled (one short process a second), which is
+    where tracepoint attachments show up with their owner's pid.
+    """
+
+    def __init__(self, interval=1.0):
+        self.bpftool = shutil.which("bpftool")
+        self.interval = interval
+        self.lock = threading.Lock()
+        self.ours = set()
+        self.seen = set()
+        self.stop_ev = threading.Event()
+        self.thread = None
+
+    def start(self):
+        if self.bpftool:
+            self.thread = threading.Thread(target=self.loop, name="bpf-monitor", daemon=True)
+            self.thread.start()
+
+    def stop(self):
+        self.stop_ev.set()
+        if self.thread:
+            self.thread.join(5)
+
+    def sample(self):
+        p = subprocess.run([self.bpftool, "-j", "perf", "list"], capture_output=True, text=True)
+        if p.returncode != 0:
+            return set()
+        try:
+            return {q.get("pid") for q in json.loads(p.stdout or "[]")}
+        except ValueError:
+            return set()
+
+    def loop(self):
+        while not self.stop_ev.wait(self.interval):
+            pids = self.sample()
+            with self.lock:
+                self.seen |= pids - self.ours
+
+    def begin(self, ours):
+        with self.lock:
+            self.ours = set(ours)
+            self.seen = set()
+
+    def end(self):
+        """Pids of others seen attached since begin(), including right now."""
+        pids = self.sample() if self.bpftool else set()
+        with self.lock:
+            return self.seen | (pids - self.ours)
 
 
 # ------------------------------------------------------------------ the agent
@@ -423,6 +494,10 @@ class Bench:
         self.tmp = None
         self.warnings = []
         self.said_no_bpftool = False
+        self.monitor = BpfMonitor()
+        self.busy = []  # fraction of the CPUs busy right before each run
+        self.busy_runs = 0  # runs started although the machine stayed busy
+        self.discarded = 0
         self.listener_port = None
         self.seq = 0
         q = 1 if args.quick else 0
@@ -487,11 +562,49 @@ class Bench:
                 said = True
             time.sleep(1)
 
-    def check_quiet(self, ours, what):
-        foreign = self.foreign_programs(ours)
-        if foreign:
-            self.warn("other BPF programs were attached during %s (%s): those figures may be skewed"
-                      % (what, describe_programs(foreign)))
+    def wait_idle(self, what):
+        """Wait (a while) for the machine to be quiet before a run; returns how busy it was.
+
+        On a shared machine someone else's build or VM takes CPU time that the
+        workload then waits for: with a few seconds of patience most of it passes.
+        """
+        deadline = time.monotonic() + self.args.busy_wait
+        said = False
+        while True:
+            busy = cpu_busy()
+            if busy <= self.args.max_busy or time.monotonic() > deadline:
+                if busy > self.args.max_busy:
+                    self.busy_runs += 1
+                self.busy.append(busy)
+                return busy
+            if not said:
+                log("waiting for the machine to calm down before %s (%.0f%% of the CPUs busy)" % (what, 100 * busy))
+                said = True
+
+    def clean_run(self, fn, ours, what, discard=None):
+        """fn() with no one else's BPF programs attached meanwhile; retried when some were.
+
+        discard(result) cleans up after a run that is thrown away (its recording).
+        """
+        for attempt in range(1, self.args.retries + 2):
+            self.wait_quiet(ours, what)
+            busy = self.wait_idle(what)
+            self.monitor.begin(ours)
+            r = fn()
+            first = r[0] if isinstance(r, tuple) else r
+            first["busy_before"] = busy
+            others = self.monitor.end()
+            if not others:
+                return r
+            if attempt > self.args.retries:
+                self.warn("%s ran with BPF programs of pids %s attached %d times in a row: kept, but skewed"
+                          % (what, ",".join(map(str, sorted(others))), attempt))
+                return r
+            self.discarded += 1
+            log("discarding %s: BPF programs of pids %s were attached meanwhile" % (what, ",".join(map(str, sorted(others)))))
+            if discard:
+                discard(r)
+        return r
 
     # -------------------------------------------------- running one workload
 
@@ -667,66 +780,64 @@ class Bench:
     # -------------------------------------------------- phases
 
     def phase_no_agent(self, rep):
-        """baseline and floor, with the node's agent lock held so that no agent runs."""
+        """baseline and floor, with the node's agent lock held so that no default agent starts."""
         # Wait for a quiet node before taking the lock: holding it meanwhile would only keep
         # other agents from starting, not the running ones from finishing.
         self.wait_quiet(set(), "the baseline")
         with node_lock(self.args.lock_wait):
-            self.check_quiet(set(), "the baseline, rep %d" % rep)
             for w in self.workloads:
-                r = self.run_outside(w)
+                r = self.clean_run(lambda: self.run_outside(w), set(), "rep %d baseline %s" % (rep, w))
                 self.runs[w]["baseline"].append(r)
                 log("rep %d baseline  %-8s %s" % (rep, w, fmt_run(w, r)))
-            self.check_quiet(set(), "the baseline, rep %d" % rep)
             floor = self.procs.start([self.floor_bin], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
             try:
                 line = read_line(floor.stdout, 60, "the floor's programs to attach")
                 if line != "ready":
                     raise BenchError("build/bench/floor did not attach its programs (exit %s)" % floor.poll())
-                self.check_quiet({floor.pid}, "the floor, rep %d" % rep)
                 for w in self.workloads:
-                    r = self.run_outside(w)
+                    r = self.clean_run(lambda: self.run_outside(w), {floor.pid}, "rep %d floor %s" % (rep, w))
                     self.runs[w]["floor"].append(r)
                     log("rep %d floor     %-8s %s" % (rep, w, fmt_run(w, r)))
-                self.check_quiet({floor.pid}, "the floor, rep %d" % rep)
             finally:
                 rc = self.procs.stop(floor)
                 floor.stdout.close()
             if rc != 0:
                 raise BenchError("build/bench/floor exited with status %s" % rc)
 
+    def drop_recording(self, rec):
+        # A GiB-sized recording per repetition adds up: keep only the figures.
+        if not self.args.keep:
+            with contextlib.suppress(OSError):
+                os.unlink(rec)
+
     def phase_agent(self, rep, last):
         agent = Agent(self, os.path.join(self.tmp, "agent%d" % rep))
         self.wait_quiet(set(), "starting the agent")
         agent.start(self.args.lock_wait)
+        ours = {agent.pid}
         try:
-            self.wait_quiet({agent.pid}, "the agent's runs")
             for w in self.workloads:
-                r = self.run_outside(w)
+                r = self.clean_run(lambda: self.run_outside(w), ours, "rep %d agent-out %s" % (rep, w))
                 self.runs[w]["agent_out"].append(r)
                 log("rep %d agent-out %-8s %s" % (rep, w, fmt_run(w, r)))
-                r, info, rec = self.run_inside(agent, w)
+                r, info, rec = self.clean_run(lambda: self.run_inside(agent, w), ours, "rep %d agent-in %s" % (rep, w),
+                                              discard=lambda x: self.drop_recording(x[2]))
                 if w == "pty":
                     self.check_terminal(r, info, rec)
-                    # A GiB-sized recording per repetition adds up: keep only the figures.
-                    if not self.args.keep:
-                        with contextlib.suppress(OSError):
-                            os.unlink(rec)
+                    self.drop_recording(rec)
                 self.runs[w]["agent_in"].append(r)
                 self.inside[w].append(info)
                 log("rep %d agent-in  %-8s %s  (agent cpu %.2fs)" % (rep, w, fmt_run(w, r), info["cpu_s"]))
             if "rate" in self.args.only:
-                r, info, rec = self.run_inside(agent, "rate")
+                r, info, rec = self.clean_run(lambda: self.run_inside(agent, "rate"), ours, "rep %d event rate" % rep,
+                                              discard=lambda x: self.drop_recording(x[2]))
+                self.drop_recording(rec)
                 n = r["n"]
                 info["rate"] = n / (r["ns"] / 1e9)
                 info["lossless"] = info["lost_events"]["disk"] == 0 and info["events"]["disk"] >= n
                 self.rate_runs.append((r, info))
                 log("rep %d agent-in  rate     %d opens in %.2fs: %.0f events/s, disk events +%d, lost +%d"
                     % (rep, n, r["ns"] / 1e9, info["rate"], info["events"]["disk"], info["lost_events"]["disk"]))
-                if not self.args.keep:
-                    with contextlib.suppress(OSError):
-                        os.unlink(rec)
-            self.check_quiet({agent.pid}, "the agent's runs, rep %d" % rep)
             self.hwm_kb.append(proc_status_kb(agent.pid, "VmHWM"))
             if last and "sessions" in self.args.only:
                 self.sessions_100(agent)
@@ -794,11 +905,13 @@ class Bench:
             if not line.isdigit():
                 raise BenchError("the loopback listener did not start")
             self.listener_port = int(line)
+        self.monitor.start()
         try:
             for rep in range(1, self.args.reps + 1):
                 self.phase_no_agent(rep)
                 self.phase_agent(rep, last=rep == self.args.reps)
         finally:
+            self.monitor.stop()
             if listener is not None:
                 self.procs.stop(listener)
                 listener.stdout.close()
@@ -827,6 +940,9 @@ class Bench:
                 "sizes": self.sizes,
                 "pty_chunk": self.pty_chunk,
             },
+            "discarded_runs": self.discarded,
+            "cpu_busy_before_runs": {"median": median(self.busy), "max": max(self.busy) if self.busy else None,
+                                     "runs_started_busy": self.busy_runs, "threshold": self.args.max_busy},
             "wall_s": wall_s,
             "workloads": {},
             "targets": [],
@@ -966,6 +1082,10 @@ def report(res):
                "load average %.2f at start, %.2f at end"
                % (res["host"]["kernel"], res["host"]["cpus"], cfg["reps"], "quick" if cfg["quick"] else "full",
                   res["wall_s"], res["host"]["loadavg_start"][0], res["host"]["loadavg_end"][0]))
+    b = res["cpu_busy_before_runs"]
+    if b["median"] is not None:
+        out.append("CPUs busy (others) right before each run: median %.0f%%, max %.0f%%; %d run(s) started above %.0f%%"
+                   % (100 * b["median"], 100 * b["max"], b["runs_started_busy"], 100 * b["threshold"]))
     out.append("")
     rows = []
     for w, d in res["workloads"].items():
@@ -1019,6 +1139,9 @@ def report(res):
         e = res["event_rate"]
         out.append("event rate: %d opens per run, median %.0f events/s, agent CPU %.2fs per run"
                    % (e["n"], e["median_events_s"], e["agent_cpu_s"]))
+    if res.get("discarded_runs"):
+        out.append("%d run(s) were discarded and repeated because other processes had BPF programs attached meanwhile"
+                   % res["discarded_runs"])
     if res["warnings"]:
         out.append("")
         out.append("warnings:")
@@ -1049,6 +1172,12 @@ def main():
     ap.add_argument("--lock-wait", type=float, default=1800, help="seconds to wait for another sessrec-agent to stop")
     ap.add_argument("--quiet-wait", type=float, default=600,
                     help="seconds to wait for other processes' BPF programs to detach before timing (default 600)")
+    ap.add_argument("--max-busy", type=float, default=0.25,
+                    help="before each run, wait until at most this fraction of all CPUs is busy (default 0.25)")
+    ap.add_argument("--busy-wait", type=float, default=60,
+                    help="... but at most this many seconds (default 60)")
+    ap.add_argument("--retries", type=int, default=5,
+                    help="times a run is repeated when others' BPF programs were attached during it (default 5)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds one workload run may take")
     ap.add_argument("--tmpdir", default="/tmp", help="where the scratch directory goes")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory (agent logs, recordings)")

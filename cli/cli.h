@@ -49,6 +49,16 @@ int do_export(int argc, char **argv);
 void cli_export_usage(FILE *out);
 int do_audit(int argc, char **argv);
 void cli_audit_usage(FILE *out);
+int do_create(int argc, char **argv);
+void cli_create_usage(FILE *out);
+int do_get(int argc, char **argv);
+void cli_get_usage(FILE *out);
+int do_rm(int argc, char **argv);
+void cli_rm_usage(FILE *out);
+int do_summary(int argc, char **argv);
+void cli_summary_usage(FILE *out);
+int do_summarize(int argc, char **argv);
+void cli_summarize_usage(FILE *out);
 
 /* ------------------------------------------------------------ errors (args.c) */
 
@@ -326,6 +336,12 @@ int cli_client_get_lines(struct cli_client *c, const char *path, bool follow, cl
 			 void *ctx);
 /* GET into fd, at most cap bytes. */
 int cli_client_get_file(struct cli_client *c, const char *path, int fd, uint64_t cap);
+/*
+ * method (POST, DELETE) path with body (len bytes of content_type; NULL:
+ * application/json) and parse the JSON answer.
+ */
+int cli_client_send(struct cli_client *c, const char *method, const char *path,
+		    const char *content_type, const char *body, size_t len, json_t **out);
 
 /* ------------------------------------------------------------ recordings (source.c) */
 
@@ -454,6 +470,12 @@ int cli_ls_table_init(struct cli_table *t, bool wide);
 int cli_ls_table_add(struct cli_table *t, const json_t *sess, bool wide);
 /* `sessrec show`: "key: value" lines for a session object. 0 or -errno. */
 int cli_show_write(const json_t *sess, FILE *f);
+/* `sessrec summary`: the readable block of a summary object of the API. 0 or -errno. */
+int cli_summary_write(const json_t *sum, FILE *f);
+/* `sessrec get`: a table of resources (all of one kind or mixed). 0 or -errno. */
+int cli_resources_table(const json_t *list, FILE *f);
+/* `sessrec get KIND NAME`: one resource as YAML that `sessrec create -f` reads back. */
+int cli_resource_yaml(const json_t *res, FILE *f);
 
 /* ------------------------------------------------------------ audit (auditlog.c) */
 

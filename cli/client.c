@@ -311,10 +311,14 @@ enum cli_sink {
 	CLI_SINK_FD,
 };
 
-/* One GET in progress. */
+/* One request in progress (a GET unless method says otherwise). */
 struct cli_xfer {
 	struct cli_client *c;
 	const char *path;
+	const char *method; /* NULL: GET */
+	const char *body;   /* POST: what to send */
+	size_t body_len;
+	const char *content_type; /* of body */
 	enum cli_sink kind;
 	long status; /* known once the body starts */
 	struct cli_buf mem;
@@ -651,8 +655,66 @@ static bool cli_tls_error(CURLcode res)
 	return res == CURLE_PEER_FAILED_VERIFICATION || res == CURLE_SSL_CACERT_BADFILE;
 }
 
+static const char *cli_xfer_method(const struct cli_xfer *x)
+{
+	return x->method ? x->method : "GET";
+}
+
+/* The method, body and headers of this request on the reused handle. */
+static int cli_xfer_setup(struct cli_client *c, struct cli_xfer *x, struct curl_slist **extra)
+{
+	struct curl_slist *h = NULL, *n;
+	CURL *e = c->curl;
+	char *ct = NULL;
+
+	*extra = NULL;
+	if (!x->method || strcmp(x->method, "GET") == 0)
+		return curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) == CURLE_OK &&
+			       curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, (char *)NULL) ==
+				   CURLE_OK &&
+			       curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers) == CURLE_OK
+			   ? 0
+			   : -ENOTSUP;
+	if (strcmp(x->method, "POST") == 0) {
+		if (curl_easy_setopt(e, CURLOPT_POST, 1L) != CURLE_OK ||
+		    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len) !=
+			CURLE_OK ||
+		    curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body ? x->body : "") != CURLE_OK ||
+		    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, (char *)NULL) != CURLE_OK)
+			return -ENOTSUP;
+	} else if (curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) != CURLE_OK ||
+		   curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, x->method) != CURLE_OK) {
+		return -ENOTSUP;
+	}
+	/* the shared headers, then this body's type (copies: the list is ours to free) */
+	for (struct curl_slist *i = c->headers; i; i = i->next) {
+		n = curl_slist_append(h, i->data);
+		if (!n)
+			goto nomem;
+		h = n;
+	}
+	if (asprintf(&ct, "Content-Type: %s",
+		     x->content_type ? x->content_type : "application/json") < 0) {
+		ct = NULL;
+		goto nomem;
+	}
+	n = curl_slist_append(h, ct);
+	free(ct);
+	if (!n)
+		goto nomem;
+	h = n;
+	*extra = h;
+	return curl_easy_setopt(e, CURLOPT_HTTPHEADER, h) == CURLE_OK ? 0 : -ENOTSUP;
+nomem:
+	for (struct curl_slist *i = h; i; i = i->next)
+		explicit_bzero(i->data, strlen(i->data));
+	curl_slist_free_all(h);
+	return -ENOMEM;
+}
+
 static int cli_client_get(struct cli_client *c, struct cli_xfer *x)
 {
+	struct curl_slist *extra = NULL;
 	char *url = NULL;
 	long status = 0;
 	CURLcode res;
@@ -666,6 +728,11 @@ static int cli_client_get(struct cli_client *c, struct cli_xfer *x)
 	}
 	c->errbuf[0] = '\0';
 	c->msg[0] = '\0';
+	ret = cli_xfer_setup(c, x, &extra);
+	if (ret) {
+		cli_client_fail(c, ret == -ENOMEM ? "out of memory" : "libcurl refused an option");
+		goto out;
+	}
 	if (curl_easy_setopt(c->curl, CURLOPT_URL, url) != CURLE_OK ||
 	    curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, cli_xfer_write) != CURLE_OK ||
 	    curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, x) != CURLE_OK ||
@@ -694,28 +761,31 @@ static int cli_client_get(struct cli_client *c, struct cli_xfer *x)
 			goto out;
 		if (ret == -EFBIG)
 			cli_client_fail(
-			    c, "the collector's answer to GET %s is larger than %" PRIu64 " bytes",
-			    x->path, (uint64_t)(x->kind == CLI_SINK_FD ? x->fcap : x->cap));
+			    c, "the collector's answer to %s %s is larger than %" PRIu64 " bytes",
+			    cli_xfer_method(x), x->path,
+			    (uint64_t)(x->kind == CLI_SINK_FD ? x->fcap : x->cap));
 		else if (ret == -E2BIG)
 			cli_client_fail(c,
-					"a line of the collector's answer to GET %s is longer "
+					"a line of the collector's answer to %s %s is longer "
 					"than %u bytes",
-					x->path, CLI_LINE_MAX);
+					cli_xfer_method(x), x->path, CLI_LINE_MAX);
 		else if (ret == -ETIMEDOUT)
 			cli_client_fail(c, "the collector at %s sent nothing for %d s", c->conn.url,
 					CLI_FOLLOW_IDLE_S);
 		else if (x->kind == CLI_SINK_FD)
-			cli_client_fail(c, "cannot store the answer to GET %s: %s", x->path,
-					strerror(-ret));
+			cli_client_fail(c, "cannot store the answer to %s %s: %s",
+					cli_xfer_method(x), x->path, strerror(-ret));
 		else
-			cli_client_fail(c, "GET %s: %s", x->path, strerror(-ret));
+			cli_client_fail(c, "%s %s: %s", cli_xfer_method(x), x->path,
+					strerror(-ret));
 		goto out;
 	}
 	if (res == CURLE_FILESIZE_EXCEEDED) {
 		ret = -EFBIG;
 		cli_client_fail(c,
-				"the collector's answer to GET %s is larger than %" PRIu64 " bytes",
-				x->path, (uint64_t)(x->kind == CLI_SINK_FD ? x->fcap : x->cap));
+				"the collector's answer to %s %s is larger than %" PRIu64 " bytes",
+				cli_xfer_method(x), x->path,
+				(uint64_t)(x->kind == CLI_SINK_FD ? x->fcap : x->cap));
 		goto out;
 	}
 	if (res != CURLE_OK && status == 0) {
@@ -740,6 +810,13 @@ static int cli_client_get(struct cli_client *c, struct cli_xfer *x)
 	}
 	ret = 0;
 out:
+	if (extra) {
+		/* it holds the token; and the handle must not keep a freed list */
+		(void)curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, c->headers);
+		for (struct curl_slist *i = extra; i; i = i->next)
+			explicit_bzero(i->data, strlen(i->data));
+		curl_slist_free_all(extra);
+	}
 	free(url);
 	return ret;
 }
@@ -796,6 +873,36 @@ int cli_client_get_file(struct cli_client *c, const char *path, int fd, uint64_t
 	int ret;
 
 	ret = cli_client_get(c, &x);
+	cli_buf_free(&x.errbody);
+	return ret;
+}
+
+int cli_client_send(struct cli_client *c, const char *method, const char *path,
+		    const char *content_type, const char *body, size_t len, json_t **out)
+{
+	struct cli_xfer x = {.c = c,
+			     .path = path,
+			     .method = method,
+			     .body = body,
+			     .body_len = len,
+			     .content_type = content_type,
+			     .kind = CLI_SINK_MEM,
+			     .cap = CLI_JSON_MAX};
+	json_error_t jerr;
+	int ret;
+
+	*out = NULL;
+	ret = cli_client_get(c, &x);
+	if (ret)
+		goto out;
+	*out = json_loadb(x.mem.p ? x.mem.p : "", x.mem.len, 0, &jerr);
+	if (!*out) {
+		ret = -EBADMSG;
+		cli_client_fail(c, "the collector's answer to %s %s is not JSON: %s (line %d)",
+				method, path, jerr.text, jerr.line);
+	}
+out:
+	cli_buf_free(&x.mem);
 	cli_buf_free(&x.errbody);
 	return ret;
 }

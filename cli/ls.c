@@ -25,6 +25,8 @@ void cli_ls_usage(FILE *out)
 		"  -c, --command TEXT   ran a command whose path or argv contains TEXT\n"
 		"  -a, --addr ADDR      connected to address ADDR\n"
 		"  -s, --status STATUS  complete or uploading\n"
+		"  -r, --risk LEVEL     summarized with this risk level (its latest summary):\n"
+		"                       low, medium, high or critical\n"
 		"TIME is RFC 3339 (2026-11-22T10:00:00Z, 2026-11-22) or a time ago: 90s, 15m,\n"
 		"1h, 2d, 1w, 1h30m.\n\n"
 		"Pages:\n"
@@ -33,7 +35,7 @@ void cli_ls_usage(FILE *out)
 		"      --cursor C       the page after the one that gave cursor C\n"
 		"  -A, --all            every page, one after the other\n\n"
 		"Output:\n"
-		"  -w, --wide           whole session ids, and STATUS and LABELS columns\n"
+		"  -w, --wide           whole session ids, and STATUS, RISK and LABELS columns\n"
 		"  -j, --json           each session as one JSON object per line, as the\n"
 		"                       collector sent it\n"
 		"  -h, --help           show this help\n\n" CLI_REMOTE_HELP,
@@ -153,6 +155,7 @@ int do_ls(int argc, char **argv)
 	    {"command", required_argument, NULL, 'c'},
 	    {"addr", required_argument, NULL, 'a'},
 	    {"status", required_argument, NULL, 's'},
+	    {"risk", required_argument, NULL, 'r'},
 	    {"limit", required_argument, NULL, 'L'},
 	    {"cursor", required_argument, NULL, 'C'},
 	    {"all", no_argument, NULL, 'A'},
@@ -177,7 +180,7 @@ int do_ls(int argc, char **argv)
 
 	optind = 0;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":u:n:k:l:c:a:s:Awjh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":u:n:k:l:c:a:s:r:Awjh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'u':
 			cli_query_add(&q, "user", optarg);
@@ -218,6 +221,15 @@ int do_ls(int argc, char **argv)
 				goto out;
 			}
 			cli_query_add(&q, "status", optarg);
+			break;
+		case 'r':
+			if (strcmp(optarg, "low") != 0 && strcmp(optarg, "medium") != 0 &&
+			    strcmp(optarg, "high") != 0 && strcmp(optarg, "critical") != 0) {
+				cli_err("ls: --risk '%s': one of low, medium, high, critical",
+					optarg);
+				goto out;
+			}
+			cli_query_add(&q, "risk", optarg);
 			break;
 		case 'L':
 			if (cli_parse_uint(optarg, 1, 1000, &limit)) {

@@ -23,6 +23,11 @@ static const struct cli_cmd cli_cmds[] = {
     {"export", do_export, cli_export_usage, "convert a recording to asciicast or JSON"},
     {"verify", do_verify, cli_verify_usage, "check that a recording is complete and intact"},
     {"audit", do_audit, cli_audit_usage, "print the collector's audit log (audit tail [-f])"},
+    {"summary", do_summary, cli_summary_usage, "show a session's summary and risk assessment"},
+    {"summarize", do_summarize, cli_summarize_usage, "ask the collector to summarize a session"},
+    {"create", do_create, cli_create_usage, "create inference models, secrets and policies"},
+    {"get", do_get, cli_get_usage, "show inference models, secrets and policies"},
+    {"rm", do_rm, cli_rm_usage, "remove an inference model, secret or policy"},
 };
 
 #define CLI_NCMDS (sizeof(cli_cmds) / sizeof(cli_cmds[0]))
@@ -45,7 +50,7 @@ static void cli_usage(FILE *out)
 		"Commands:\n",
 		CLI_PROG, CLI_PROG);
 	for (size_t i = 0; i < CLI_NCMDS; i++)
-		fprintf(out, "  %-8s  %s\n", cli_cmds[i].name, cli_cmds[i].summary);
+		fprintf(out, "  %-9s  %s\n", cli_cmds[i].name, cli_cmds[i].summary);
 	fprintf(out,
 		"\nThe commands that talk to the collector take --url, --token and --ca (also\n"
 		"before the command), else SESSREC_URL, SESSREC_TOKEN and SESSREC_CA, else\n"

@@ -120,9 +120,9 @@ void cli_table_free(struct cli_table *t)
 
 static const char *const cli_ls_cols[] = {"SID",  "START", "DURATION", "USER",	 "LOGIN",
 					  "NODE", "KIND",  "EXIT",     "COMMAND"};
-static const char *const cli_ls_cols_wide[] = {"SID",	 "START",  "DURATION", "USER",
-					       "LOGIN",	 "NODE",   "KIND",     "EXIT",
-					       "STATUS", "LABELS", "COMMAND"};
+static const char *const cli_ls_cols_wide[] = {"SID",	 "START", "DURATION", "USER",
+					       "LOGIN",	 "NODE",  "KIND",     "EXIT",
+					       "STATUS", "RISK",  "LABELS",   "COMMAND"};
 
 #define CLI_NCOLS(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -265,6 +265,7 @@ int cli_ls_table_add(struct cli_table *t, const json_t *sess, bool wide)
 				     cli_sstr(sess, "kind"),
 				     exit,
 				     cli_sstr(sess, "status"),
+				     cli_sstr(sess, "risk_level"),
 				     labels,
 				     cmd};
 

@@ -203,6 +203,9 @@ static json_t *api_session_json(const struct store_session *ss)
 	err |= json_object_set_new(o, "rows", json_integer(ss->rows));
 	err |= json_object_set_new(o, "closed_by",
 				   ss->closed_by ? api_str(ss->closed_by) : json_null());
+	/* summarized: the risk level of its latest summary */
+	if (ss->risk_level[0])
+		err |= json_object_set_new(o, "risk_level", api_str(ss->risk_level));
 	if (err) {
 		json_decref(o);
 		return NULL;
@@ -243,7 +246,15 @@ static enum MHD_Result api_list_arg(void *cls, enum MHD_ValueKind kind, const ch
 		str = &q->f.addr;
 	else if (strcmp(key, "cursor") == 0)
 		str = &q->f.cursor;
-	else if (strcmp(key, "status") == 0) {
+	else if (strcmp(key, "risk") == 0) {
+		if (strcmp(value, "low") != 0 && strcmp(value, "medium") != 0 &&
+		    strcmp(value, "high") != 0 && strcmp(value, "critical") != 0) {
+			snprintf(q->problem, sizeof(q->problem),
+				 "risk: low, medium, high or critical, not '%.40s'", value);
+			return MHD_NO;
+		}
+		str = &q->f.risk;
+	} else if (strcmp(key, "status") == 0) {
 		if (strcmp(value, "complete") != 0 && strcmp(value, "uploading") != 0) {
 			snprintf(q->problem, sizeof(q->problem),
 				 "status: 'complete' or 'uploading', not '%.40s'", value);

@@ -26,22 +26,22 @@ struct collector_user {
 };
 
 struct collector_config {
-	char *listen;		  /* host:port; default 127.0.0.1:8443 */
-	char *data_dir;		  /* default /var/lib/sessrec/collector */
-	char *log_level;	  /* error, warn, info (default), debug */
-	bool insecure_dev_mode;	  /* plain HTTP, loopback only; default false */
+	char *listen;		/* host:port; default 127.0.0.1:8443 */
+	char *data_dir;		/* default /var/lib/sessrec/collector */
+	char *log_level;	/* error, warn, info (default), debug */
+	bool insecure_dev_mode; /* plain HTTP, loopback only; default false */
 	struct {
 		char *cert_file;      /* server certificate (PEM) */
 		char *key_file;	      /* its key (PEM) */
 		char *client_ca_file; /* CA that signs node certificates (PEM) */
 	} tls;
-	uint32_t audit_rotate_size;  /* rotate events.log at this size; default 64 MiB */
-	uint32_t audit_keep;	     /* rotated files kept; default 10 */
-	uint32_t max_part_size;	     /* upload body cap; default 40 MiB */
-	uint32_t max_connections;    /* default 256 */
-	uint32_t request_timeout;    /* seconds; default 60 */
-	char *store;		     /* storage backend: "local" (default) */
-	uint32_t summary_workers;    /* threads running summary jobs; default 2 */
+	uint32_t audit_rotate_size;   /* rotate events.log at this size; default 64 MiB */
+	uint32_t audit_keep;	      /* rotated files kept; default 10 */
+	uint32_t max_part_size;	      /* upload body cap; default 40 MiB */
+	uint32_t max_connections;     /* default 256 */
+	uint32_t request_timeout;     /* seconds; default 60 */
+	char *store;		      /* storage backend: "local" (default) */
+	uint32_t summary_workers;     /* threads running summary jobs; default 2 */
 	struct collector_user *users; /* users: name -> roles, traits (policy filters) */
 	size_t n_users;
 };
@@ -68,8 +68,8 @@ struct store_session {
 	uint32_t cols, rows;
 	uint64_t events, commands, bytes;
 	uint32_t parts;
-	char *status;		    /* "uploading" or "complete" */
-	char *closed_by;	    /* "session" or "completer" */
+	char *status;	 /* "uploading" or "complete" */
+	char *closed_by; /* "session" or "completer" */
 	/* read only: the risk level of the latest successful summary; "" when none */
 	char risk_level[16];
 };
@@ -80,11 +80,11 @@ struct store_filter {
 	int64_t from_ns, to_ns;	   /* 0: open */
 	const char *const *labels; /* "k=v" */
 	size_t n_labels;
-	const char *command;	   /* substring of a command's path or argv */
-	const char *addr;	   /* exact destination address */
-	const char *risk;	   /* risk level of the latest successful summary */
+	const char *command; /* substring of a command's path or argv */
+	const char *addr;    /* exact destination address */
+	const char *risk;    /* risk level of the latest successful summary */
 	uint32_t limit;
-	const char *cursor;	   /* opaque, from the previous page */
+	const char *cursor; /* opaque, from the previous page */
 };
 
 /* One indexed event of a completed session (what the search needs). */
@@ -94,17 +94,17 @@ struct store_event {
 	const char *type;    /* "session.command", ... */
 	const char *program; /* commands, disk, network */
 	const char *path;
-	const char *argv;    /* commands: argv joined by spaces */
-	const char *addr;    /* network: destination address */
+	const char *argv; /* commands: argv joined by spaces */
+	const char *addr; /* network: destination address */
 	uint32_t port;
 	int32_t return_code;
 };
 
 /* An inference resource (docs/summaries.md) as stored. */
 struct store_resource {
-	char kind[32];	 /* "inference_model", "inference_secret", "inference_policy" */
+	char kind[32]; /* "inference_model", "inference_secret", "inference_policy" */
 	char *name;
-	char *json;	 /* the whole resource as validated (a secret's value included) */
+	char *json; /* the whole resource as validated (a secret's value included) */
 	int64_t created_ns, updated_ns;
 };
 void store_resource_clear(struct store_resource *r);
@@ -113,15 +113,15 @@ void store_resource_clear(struct store_resource *r);
 struct store_job {
 	int64_t id;
 	char sid[40];
-	char *model;	     /* inference_model name */
-	char *policy;	     /* the policy that chose it; "" for manual jobs */
-	char origin[8];	     /* "auto" or "manual" */
-	char status[16];     /* pending, running, done, failed, budget_exceeded */
-	uint32_t attempts;   /* times it was started */
-	int64_t next_at_ns;  /* pending: not before */
+	char *model;	    /* inference_model name */
+	char *policy;	    /* the policy that chose it; "" for manual jobs */
+	char origin[8];	    /* "auto" or "manual" */
+	char status[16];    /* pending, running, done, failed, budget_exceeded */
+	uint32_t attempts;  /* times it was started */
+	int64_t next_at_ns; /* pending: not before */
 	int64_t created_ns, updated_ns;
-	char *error;	     /* why it failed or waits; "" */
-	char *requested_by;  /* manual: who asked */
+	char *error;	    /* why it failed or waits; "" */
+	char *requested_by; /* manual: who asked */
 };
 void store_job_clear(struct store_job *j);
 
@@ -139,7 +139,7 @@ struct store_summary {
 	char *commands_of_interest_json; /* ["...",...] */
 	bool needs_review;
 	uint64_t tokens_in, tokens_out;
-	uint32_t chunks;	/* transcript chunks summarized (1: whole) */
+	uint32_t chunks; /* transcript chunks summarized (1: whole) */
 	uint64_t transcript_bytes, raw_bytes;
 	int64_t started_ns, finished_ns;
 	bool success;
@@ -177,8 +177,7 @@ struct store_ops {
 			    int (*cb)(void *ctx, const struct store_session *ss), void *ctx,
 			    char **next_cursor);
 	/* Replace the indexed events of a session (at completion). */
-	int (*events_put)(struct store *s, const char *sid, const struct store_event *ev,
-			  size_t n);
+	int (*events_put)(struct store *s, const char *sid, const struct store_event *ev, size_t n);
 
 	/* Append lines (no newline inside) to the central audit log, durably, in order. */
 	int (*audit_append)(struct store *s, const char *const *lines, size_t n);
@@ -259,8 +258,8 @@ struct store_ops {
 	int (*usage_add)(struct store *s, const char *model, const char *day, uint64_t tokens_in,
 			 uint64_t tokens_out);
 	/* 0 with zeros when nothing was spent. */
-	int (*usage_get)(struct store *s, const char *model, const char *day,
-			 uint64_t *tokens_in, uint64_t *tokens_out);
+	int (*usage_get)(struct store *s, const char *model, const char *day, uint64_t *tokens_in,
+			 uint64_t *tokens_out);
 
 	/* ---- summaries */
 
@@ -294,8 +293,8 @@ int collector_part_upload(struct store *st, const struct store_ops *ops, const c
 			  size_t whylen);
 /* Complete a session: verify, index, audit. Status and reason as above. */
 int collector_session_complete(struct store *st, const struct store_ops *ops, const char *sid,
-			       const char *node, uint32_t parts, const char *end_json,
-			       int *status, char *why, size_t whylen);
+			       const char *node, uint32_t parts, const char *end_json, int *status,
+			       char *why, size_t whylen);
 
 /* The hook collector_session_complete calls once a session became complete (not on repeats). */
 typedef void (*collector_complete_hook)(void *ctx, const struct store_session *row,
@@ -309,8 +308,8 @@ void collector_set_complete_hook(collector_complete_hook fn, void *ctx);
 
 /* ------------------------------------------------------------ resource.c: inference resources */
 
-#define RESOURCE_NAME_MAX	    128	      /* bytes of a resource name */
-#define RESOURCE_DOCS_MAX	    64	      /* documents in one create */
+#define RESOURCE_NAME_MAX	    128	       /* bytes of a resource name */
+#define RESOURCE_DOCS_MAX	    64	       /* documents in one create */
 #define RESOURCE_YAML_MAX	    (1u << 20) /* bytes of one create's YAML */
 #define RESOURCE_LENGTH_DEFAULT	    200000u    /* max_session_length_bytes */
 #define RESOURCE_SESSION_KIND_NAMES "ssh, k8s, db, local"
@@ -349,6 +348,7 @@ struct resource {
 	struct resource_policy policy; /* RESOURCE_POLICY */
 	char *secret;		       /* RESOURCE_SECRET: the value, never shown */
 	char *json;		       /* the canonical document, as stored */
+	bool replaced;		       /* resource_create: it existed and was replaced */
 	unsigned int doc;	       /* 1-based place among the documents it came in */
 	size_t line;		       /* its document's first line */
 	size_t ref_line;	       /* line of spec.model / api_key_secret_ref */
@@ -395,6 +395,53 @@ int resource_delete(struct store *st, const struct store_ops *ops, enum resource
  */
 int resource_install_defaults(struct store *st, const struct store_ops *ops, bool *installed);
 
+/* ------------------------------------------------------------ policy.c: which policy a session
+ * meets */
+
+struct pred_expr;
+struct pred_value;
+
+struct policy {
+	char *name;
+	uint32_t kinds; /* resource_session_kind_bit()s */
+	char *model;
+	struct pred_expr *filter; /* NULL: every session of its kinds */
+};
+
+/* Policies in the order they are tried: alphabetical (byte order) by name. */
+struct policy_set {
+	struct policy *v;
+	size_t n;
+};
+
+/*
+ * From inference_policy resources (other kinds are skipped), filters
+ * compiled. A filter that does not compile (it did when stored) leaves its
+ * policy out, logged. 0 or -ENOMEM.
+ */
+int policy_set_build(struct policy_set *ps, const struct resource *res, size_t n);
+void policy_set_clear(struct policy_set *ps);
+
+/*
+ * A session as filters see it: user.* (the session's user, roles and traits
+ * from cfg's users), resource.* (its node, or for k8s sessions its pod) and
+ * session.* (every field of its session.end audit line, end_line, which may
+ * be NULL, and the session's own fields).
+ */
+struct policy_subject;
+int policy_subject_new(struct policy_subject **out, const struct collector_config *cfg,
+		       const struct store_session *row, const char *end_line);
+void policy_subject_free(struct policy_subject *s);
+/* The predicate lookup over a subject (struct pred_env's). */
+int policy_subject_lookup(void *subject, const char *field, const char *key,
+			  struct pred_value *out);
+/*
+ * The first policy, in name order, whose kinds hold the session's kind and
+ * whose filter is true (or absent); NULL when none. A filter that fails to
+ * evaluate (a type error) is false for this session, and logged.
+ */
+const struct policy *policy_match(const struct policy_set *ps, struct policy_subject *subj);
+
 /*
  * ================================================================ added for http.c, ca.c, token.c
  * Declarations of the server, bootstrap and token modules (and two config
@@ -411,13 +458,15 @@ bool collector_host_is_loopback(const char *host);
 /* ------------------------------------------------------------ http.c: the HTTP(S) server */
 
 struct collector_http;
+struct summarizer;
 
 /*
  * Listen on cfg->listen and serve docs/api.md from threads of libmicrohttpd.
- * cfg, st and ops must outlive the server. Errors are logged. 0 or -errno.
+ * cfg, st, ops and sum (summaries and resources; NULL: those endpoints answer
+ * 503) must outlive the server. Errors are logged. 0 or -errno.
  */
 int collector_http_start(struct collector_http **out, const struct collector_config *cfg,
-			 struct store *st, const struct store_ops *ops);
+			 struct store *st, const struct store_ops *ops, struct summarizer *sum);
 /*
  * Stop accepting connections, end follow streams, wait at most timeout_s for
  * requests in flight to finish, then stop and free. Accepts NULL.

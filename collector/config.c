@@ -206,7 +206,7 @@ static int collector_users_list(const struct collector_users_ctx *x, const yaml_
 {
 	yaml_node_item_t *it;
 	size_t len, i;
-	int err;
+	int err = 0;
 
 	*out = NULL;
 	*count = 0;
@@ -237,8 +237,8 @@ static int collector_users_list(const struct collector_users_ctx *x, const yaml_
 	if (!*out)
 		return -ENOMEM;
 	for (i = 0, it = n->data.sequence.items.start; i < len; i++, it++) {
-		err = collector_users_str(x, yaml_document_get_node(x->doc, *it), where,
-					  &(*out)[i]);
+		err =
+		    collector_users_str(x, yaml_document_get_node(x->doc, *it), where, &(*out)[i]);
 		if (err)
 			break;
 		*count = i + 1;
@@ -322,14 +322,13 @@ static int collector_user_parse(const struct collector_users_ctx *x, const yaml_
 	if (collector_yaml_null(n))
 		return 0; /* a user without roles or traits */
 	if (n->type != YAML_MAPPING_NODE)
-		return collector_users_fail(x, n,
-					    "users.%.64s: expected a mapping with roles and traits",
-					    u->name);
+		return collector_users_fail(
+		    x, n, "users.%.64s: expected a mapping with roles and traits", u->name);
 	for (pr = n->data.mapping.pairs.start; pr < n->data.mapping.pairs.top && !err; pr++) {
 		const yaml_node_t *k = yaml_document_get_node(x->doc, pr->key);
 		const yaml_node_t *v = yaml_document_get_node(x->doc, pr->value);
-		const char *key = k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value
-							      : "";
+		const char *key =
+		    k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "";
 
 		if (strcmp(key, "roles") == 0 && !seen_roles) {
 			seen_roles = true;
@@ -339,8 +338,8 @@ static int collector_user_parse(const struct collector_users_ctx *x, const yaml_
 			seen_traits = true;
 			err = collector_user_traits(x, v, u);
 		} else if (strcmp(key, "roles") == 0 || strcmp(key, "traits") == 0) {
-			err = collector_users_fail(x, k, "users.%.64s: duplicate key '%s'",
-						   u->name, key);
+			err = collector_users_fail(x, k, "users.%.64s: duplicate key '%s'", u->name,
+						   key);
 		} else {
 			err = collector_users_fail(x, k,
 						   "users.%.64s: unknown key '%.64s' (roles or "

@@ -27,6 +27,7 @@
 
 #include "log.h"
 #include "rec.h"
+#include "summarize.h"
 
 #define HTTP_PEM_MAX	   (1u << 20)
 #define HTTP_TOKEN_MAX	   512
@@ -45,13 +46,21 @@ enum http_route {
 	HTTP_ROUTE_PART,
 	HTTP_ROUTE_COMPLETE,
 	HTTP_ROUTE_AUDIT,
+	HTTP_ROUTE_RESOURCES,	  /* /v1/resources */
+	HTTP_ROUTE_RESOURCE_KIND, /* /v1/resources/{kind} */
+	HTTP_ROUTE_RESOURCE,	  /* /v1/resources/{kind}/{name} */
+	HTTP_ROUTE_SUMMARY,	  /* /v1/sessions/{sid}/summary */
+	HTTP_ROUTE_SUMMARIZE,	  /* /v1/sessions/{sid}/summarize */
+	HTTP_ROUTE_JOBS,	  /* /v1/jobs */
 };
 
 /* The segments of a path under /v1/sessions/, before validation. */
 struct http_path {
 	const char *sid; /* not NUL-terminated: sid_len */
 	size_t sid_len;
-	const char *n; /* part number, up to the end of the path */
+	const char *n;		 /* part number, up to the end of the path */
+	const char *kind, *name; /* resources: not NUL-terminated: kind_len, up to the end */
+	size_t kind_len;
 };
 
 static uint64_t http_mono_ns(void)
@@ -122,7 +131,8 @@ enum MHD_Result http_json(struct MHD_Connection *c, struct http_req *r, unsigned
 
 	if (!v)
 		return MHD_NO;
-	s = json_dumps(v, JSON_COMPACT);
+	/* 15 digits: a temperature of 0.2 reads 0.2, not 0.20000000000000001 */
+	s = json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(15));
 	json_decref(v);
 	if (!s)
 		return MHD_NO;
@@ -176,6 +186,22 @@ static int http_route(const char *url, struct http_path *p)
 		return HTTP_ROUTE_SESSIONS;
 	if (strcmp(url, "/v1/audit/events") == 0)
 		return HTTP_ROUTE_AUDIT;
+	if (strcmp(url, "/v1/jobs") == 0)
+		return HTTP_ROUTE_JOBS;
+	if (strcmp(url, "/v1/resources") == 0)
+		return HTTP_ROUTE_RESOURCES;
+	if (strncmp(url, "/v1/resources/", 14) == 0) {
+		/* the segments are checked (kind, name) once the caller is known */
+		p->kind = url + 14;
+		slash = strchr(p->kind, '/');
+		if (!slash) {
+			p->kind_len = strlen(p->kind);
+			return HTTP_ROUTE_RESOURCE_KIND;
+		}
+		p->kind_len = (size_t)(slash - p->kind);
+		p->name = slash + 1;
+		return HTTP_ROUTE_RESOURCE;
+	}
 	if (strncmp(url, sessions, plen) != 0)
 		return HTTP_ROUTE_NONE;
 	/*
@@ -195,6 +221,10 @@ static int http_route(const char *url, struct http_path *p)
 		return HTTP_ROUTE_RECORDING;
 	if (HTTP_SUFFIX("/complete"))
 		return HTTP_ROUTE_COMPLETE;
+	if (HTTP_SUFFIX("/summary"))
+		return HTTP_ROUTE_SUMMARY;
+	if (HTTP_SUFFIX("/summarize"))
+		return HTTP_ROUTE_SUMMARIZE;
 #undef HTTP_SUFFIX
 	slash = strrchr(rest, '/');
 	if (slash && slash - rest >= 6 && strncmp(slash - 6, "/parts", 6) == 0) {
@@ -218,21 +248,51 @@ static enum http_handler http_route_handler(int route)
 		return HTTP_H_OPS;
 	case HTTP_ROUTE_NONE:
 		return HTTP_H_OTHER;
+	case HTTP_ROUTE_RESOURCES:
+	case HTTP_ROUTE_RESOURCE_KIND:
+	case HTTP_ROUTE_RESOURCE:
+	case HTTP_ROUTE_SUMMARY:
+	case HTTP_ROUTE_SUMMARIZE:
+	case HTTP_ROUTE_JOBS:
+		return HTTP_H_MANAGE;
 	default:
 		return HTTP_H_READ;
 	}
 }
 
-static const char *http_route_method(int route)
+/* The methods a route answers, as the Allow header would list them. */
+static const char *http_route_methods(int route)
 {
 	switch (route) {
 	case HTTP_ROUTE_PART:
 		return "PUT";
 	case HTTP_ROUTE_COMPLETE:
+	case HTTP_ROUTE_SUMMARIZE:
 		return "POST";
+	case HTTP_ROUTE_RESOURCES:
+		return "GET, POST";
+	case HTTP_ROUTE_RESOURCE:
+		return "GET, DELETE";
 	default:
 		return "GET";
 	}
+}
+
+static bool http_method_allowed(const char *allowed, const char *method)
+{
+	size_t n = strlen(method);
+	const char *p = allowed;
+
+	if (strcmp(method, "HEAD") == 0) {
+		method = "GET";
+		n = 3;
+	}
+	while ((p = strstr(p, method)) != NULL) {
+		if ((p == allowed || p[-1] == ' ') && (p[n] == '\0' || p[n] == ','))
+			return true;
+		p += n;
+	}
+	return false;
 }
 
 /* A part number: canonical decimal (no sign, no leading zero), at most UINT32_MAX. */
@@ -376,15 +436,55 @@ static int http_identify(struct collector_http *h, struct MHD_Connection *c, str
 		snprintf(p->node_name, sizeof(p->node_name), HTTP_DEV_IDENTITY);
 		snprintf(p->user, sizeof(p->user), HTTP_DEV_IDENTITY);
 		snprintf(p->role, sizeof(p->role), "auditor");
+		p->all_roles = true;
 		return 0;
 	}
 	http_peer_cert(c, p);
 	return http_peer_token(h, c, p);
 }
 
-/* 0 when the peer may use the route; else the status to refuse with and why. */
-static unsigned int http_authorize(int route, const struct http_peer *p, char *why, size_t whylen)
+bool http_peer_has(const struct http_peer *p, const char *role)
 {
+	return p->person && (p->all_roles || strcmp(p->role, role) == 0);
+}
+
+/* Who may use the resources and summary endpoints: 0, or the status and why not. */
+static unsigned int http_authorize_manage(int route, bool write, const struct http_peer *p,
+					  char *why, size_t whylen)
+{
+	bool editor = http_peer_has(p, "editor"), auditor = http_peer_has(p, "auditor");
+
+	switch (route) {
+	case HTTP_ROUTE_RESOURCES:
+	case HTTP_ROUTE_RESOURCE_KIND:
+	case HTTP_ROUTE_RESOURCE:
+		if (editor || (auditor && !write))
+			return 0;
+		snprintf(why, whylen, "role '%s' may not %s inference resources (%s)", p->role,
+			 write ? "change" : "read", write ? "editor only" : "editor or auditor");
+		return MHD_HTTP_FORBIDDEN;
+	case HTTP_ROUTE_SUMMARY:
+		/* access tokens: their own sessions' (checked with the session) */
+		if (auditor || http_peer_has(p, "access"))
+			return 0;
+		snprintf(why, whylen, "role '%s' may not read summaries (auditor or access)",
+			 p->role);
+		return MHD_HTTP_FORBIDDEN;
+	default: /* summarize, jobs */
+		if (auditor || editor)
+			return 0;
+		snprintf(why, whylen, "role '%s' may not %s (auditor or editor)", p->role,
+			 route == HTTP_ROUTE_JOBS ? "list summary jobs" : "ask for summaries");
+		return MHD_HTTP_FORBIDDEN;
+	}
+}
+
+/* 0 when the peer may use the route; else the status to refuse with and why. */
+static unsigned int http_authorize(int route, bool write, const struct http_peer *p, char *why,
+				   size_t whylen)
+{
+	if (route >= HTTP_ROUTE_RESOURCES && p->person)
+		return http_authorize_manage(route, write, p, why, whylen);
 	if (route == HTTP_ROUTE_PART || route == HTTP_ROUTE_COMPLETE) {
 		if (p->node)
 			return 0;
@@ -448,10 +548,28 @@ static enum MHD_Result http_healthz(struct collector_http *h, struct MHD_Connect
 static enum MHD_Result http_metrics(struct collector_http *h, struct MHD_Connection *c,
 				    struct http_req *r)
 {
-	char *body = collector_metrics_render(&h->m);
+	char *body = collector_metrics_render(&h->m), *all = NULL;
+	size_t len = 0;
+	FILE *f;
 
 	if (!body)
 		return MHD_NO;
+	if (h->sum) {
+		f = open_memstream(&all, &len);
+		if (!f) {
+			free(body);
+			return MHD_NO;
+		}
+		fputs(body, f);
+		summarize_metrics_write(h->sum, f);
+		free(body);
+		body = NULL;
+		if (fclose(f) != 0) {
+			free(all);
+			return MHD_NO;
+		}
+		body = all;
+	}
 	return http_respond(c, r, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", body,
 			    strlen(body));
 }
@@ -664,14 +782,15 @@ static enum MHD_Result http_begin(struct collector_http *h, struct MHD_Connectio
 	r->handler = http_route_handler(r->route);
 	if (r->route == HTTP_ROUTE_NONE)
 		return http_error(c, r, MHD_HTTP_NOT_FOUND, "no such endpoint: %.100s", url);
-	want = http_route_method(r->route);
-	if (strcmp(method, want) != 0 &&
-	    !(strcmp(want, "GET") == 0 && strcmp(method, "HEAD") == 0)) {
+	want = http_route_methods(r->route);
+	if (!http_method_allowed(want, method)) {
 		enum MHD_Result res = http_error(c, r, MHD_HTTP_METHOD_NOT_ALLOWED,
 						 "%.16s %.100s: use %s", method, url, want);
 
 		return res;
 	}
+	r->post = strcmp(method, "POST") == 0;
+	r->del = strcmp(method, "DELETE") == 0;
 	if (r->route == HTTP_ROUTE_HEALTHZ)
 		return http_healthz(h, c, r);
 	if (r->route == HTTP_ROUTE_METRICS)
@@ -681,9 +800,33 @@ static enum MHD_Result http_begin(struct collector_http *h, struct MHD_Connectio
 	if (ret)
 		return http_error(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "token lookup failed: %s",
 				  strerror(-ret));
-	st = http_authorize(r->route, &r->peer, why, sizeof(why));
+	st = http_authorize(r->route, r->post || r->del, &r->peer, why, sizeof(why));
 	if (st)
 		return http_error(c, r, st, "%s", why);
+	if (r->route >= HTTP_ROUTE_RESOURCES && !h->sum)
+		return http_error(c, r, MHD_HTTP_SERVICE_UNAVAILABLE,
+				  "summaries are not running on this collector");
+	if (path.kind) {
+		enum resource_kind k;
+
+		if (path.kind_len >= sizeof(r->kind))
+			return http_error(c, r, MHD_HTTP_NOT_FOUND, "no resource kind '%.40s...'",
+					  path.kind);
+		memcpy(r->kind, path.kind, path.kind_len);
+		r->kind[path.kind_len] = '\0';
+		if (resource_kind_parse(r->kind, &k))
+			return http_error(c, r, MHD_HTTP_NOT_FOUND,
+					  "no resource kind '%s' (inference_model, "
+					  "inference_secret, inference_policy)",
+					  r->kind);
+		snprintf(r->kind, sizeof(r->kind), "%s", resource_kind_name(k));
+	}
+	if (path.name) {
+		if (!resource_name_valid(path.name))
+			return http_error(c, r, MHD_HTTP_BAD_REQUEST,
+					  "not a resource name: '%.64s'", path.name);
+		snprintf(r->name, sizeof(r->name), "%s", path.name);
+	}
 
 	if (path.sid) {
 		if (path.sid_len >= sizeof(r->sid)) {
@@ -701,8 +844,10 @@ static enum MHD_Result http_begin(struct collector_http *h, struct MHD_Connectio
 				  "part number is not a decimal from 0 to 4294967295: '%.20s'",
 				  path.n);
 
-	if (r->route == HTTP_ROUTE_PART || r->route == HTTP_ROUTE_COMPLETE) {
-		r->limit = r->route == HTTP_ROUTE_PART ? h->cfg->max_part_size : HTTP_JSON_MAX;
+	if (r->route == HTTP_ROUTE_PART || r->route == HTTP_ROUTE_COMPLETE || r->post) {
+		r->limit = r->route == HTTP_ROUTE_PART	      ? h->cfg->max_part_size
+			   : r->route == HTTP_ROUTE_RESOURCES ? RESOURCE_YAML_MAX
+							      : HTTP_JSON_MAX;
 		cl =
 		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl) {
@@ -740,6 +885,16 @@ static enum MHD_Result http_begin(struct collector_http *h, struct MHD_Connectio
 		return collector_api_recording(h, c, r);
 	case HTTP_ROUTE_AUDIT:
 		return collector_api_audit(h, c, r);
+	case HTTP_ROUTE_RESOURCES:
+	case HTTP_ROUTE_RESOURCE_KIND:
+		return collector_api_resources_get(h, c, r);
+	case HTTP_ROUTE_RESOURCE:
+		return r->del ? collector_api_resource_delete(h, c, r)
+			      : collector_api_resources_get(h, c, r);
+	case HTTP_ROUTE_SUMMARY:
+		return collector_api_summary(h, c, r);
+	case HTTP_ROUTE_JOBS:
+		return collector_api_jobs(h, c, r);
 	default:
 		return http_error(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "unrouted request");
 	}
@@ -777,6 +932,10 @@ static enum MHD_Result http_handler(void *cls, struct MHD_Connection *c, const c
 		return http_part_finish(h, c, r);
 	if (r->route == HTTP_ROUTE_COMPLETE)
 		return http_complete_finish(h, c, r);
+	if (r->route == HTTP_ROUTE_RESOURCES)
+		return collector_api_resources_create(h, c, r);
+	if (r->route == HTTP_ROUTE_SUMMARIZE)
+		return collector_api_summarize(h, c, r);
 	return http_error(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "request without a response");
 }
 
@@ -940,7 +1099,7 @@ static void http_free(struct collector_http *h)
 }
 
 int collector_http_start(struct collector_http **out, const struct collector_config *cfg,
-			 struct store *st, const struct store_ops *ops)
+			 struct store *st, const struct store_ops *ops, struct summarizer *sum)
 {
 	struct collector_http *h;
 	struct sockaddr_storage ss;
@@ -957,6 +1116,7 @@ int collector_http_start(struct collector_http **out, const struct collector_con
 	h->cfg = cfg;
 	h->st = st;
 	h->ops = ops;
+	h->sum = sum;
 	ret = http_sockaddr(cfg->listen, cfg->insecure_dev_mode, &ss, &v6);
 	if (ret)
 		goto fail;
@@ -998,7 +1158,8 @@ int collector_http_start(struct collector_http **out, const struct collector_con
 		log_warn("WARNING: insecure_dev_mode: plain HTTP on %s, NO TLS and NO "
 			 "AUTHENTICATION",
 			 cfg->listen);
-		log_warn("WARNING: every request acts as a node and as auditor '%s': for "
+		log_warn("WARNING: every request acts as a node and as '%s' with every role "
+			 "(access, auditor and editor: it may change inference resources): for "
 			 "development and tests only",
 			 HTTP_DEV_IDENTITY);
 	} else {

@@ -31,6 +31,7 @@ enum http_handler {
 	HTTP_H_READ,	   /* the read API */
 	HTTP_H_OPS,	   /* /healthz, /metrics */
 	HTTP_H_OTHER,	   /* unknown paths and methods */
+	HTTP_H_MANAGE,	   /* resources, summaries, jobs */
 	HTTP_H_MAX,
 };
 
@@ -78,6 +79,7 @@ struct collector_http {
 	const struct collector_config *cfg;
 	struct store *st;
 	const struct store_ops *ops;
+	struct summarizer *sum; /* NULL: no summaries (503) */
 	struct collector_metrics m;
 	char *cert_pem, *key_pem, *ca_pem; /* handed to MHD, kept until stop */
 	int stopping;			   /* atomic: follow streams end */
@@ -90,6 +92,7 @@ struct http_peer {
 	char node_name[HTTP_NAME_MAX]; /* the certificate's CN */
 	char user[HTTP_NAME_MAX];      /* the token's user */
 	char role[HTTP_ROLE_MAX];      /* the token's role */
+	bool all_roles;		       /* insecure_dev_mode: every role at once */
 	/* Why a presented credential was refused; "" when none was presented. */
 	char cert_problem[128];
 	char token_problem[128];
@@ -104,6 +107,9 @@ struct http_req {
 	bool follow;	     /* a follow stream: not in the latency histogram */
 	char sid[UUID_STR_LEN_];
 	uint32_t n;
+	char kind[32];		  /* resources: the kind in the path ("" for none) */
+	char name[HTTP_NAME_MAX]; /* resources: the name in the path */
+	bool post, del;		  /* the method, where a route has several */
 	struct http_peer peer;
 	/* the body of an upload, capped at limit */
 	uint8_t *buf;
@@ -147,5 +153,29 @@ enum MHD_Result collector_api_audit(struct collector_http *h, struct MHD_Connect
 
 /* RFC 3339 ("2026-11-22T10:13:19.123Z", offsets, or a bare date) to ns. 0 or -EINVAL. */
 int collector_api_parse_time(const char *s, int64_t *ns);
+/* true when the person holds role (insecure_dev_mode: every role). */
+bool http_peer_has(const struct http_peer *p, const char *role);
+
+/* ------------------------------------------------------------ api_manage.c: resources, summaries
+ */
+
+/* POST /v1/resources (YAML body in r->buf; ?force=1 replaces) */
+enum MHD_Result collector_api_resources_create(struct collector_http *h, struct MHD_Connection *c,
+					       struct http_req *r);
+/* GET /v1/resources[/{kind}[/{name}]] */
+enum MHD_Result collector_api_resources_get(struct collector_http *h, struct MHD_Connection *c,
+					    struct http_req *r);
+/* DELETE /v1/resources/{kind}/{name} */
+enum MHD_Result collector_api_resource_delete(struct collector_http *h, struct MHD_Connection *c,
+					      struct http_req *r);
+/* GET /v1/sessions/{sid}/summary */
+enum MHD_Result collector_api_summary(struct collector_http *h, struct MHD_Connection *c,
+				      struct http_req *r);
+/* POST /v1/sessions/{sid}/summarize (JSON body in r->buf, may be empty) */
+enum MHD_Result collector_api_summarize(struct collector_http *h, struct MHD_Connection *c,
+					struct http_req *r);
+/* GET /v1/jobs */
+enum MHD_Result collector_api_jobs(struct collector_http *h, struct MHD_Connection *c,
+				   struct http_req *r);
 
 #endif

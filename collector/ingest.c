@@ -41,6 +41,32 @@
 static pthread_mutex_t ingest_locks[INGEST_LOCKS];
 static pthread_once_t ingest_locks_once = PTHREAD_ONCE_INIT;
 
+/* Who hears of completed sessions (the summarizer's policy matching). */
+static pthread_mutex_t ingest_hook_lock = PTHREAD_MUTEX_INITIALIZER;
+static collector_complete_hook ingest_hook;
+static void *ingest_hook_ctx;
+
+void collector_set_complete_hook(collector_complete_hook fn, void *ctx)
+{
+	pthread_mutex_lock(&ingest_hook_lock);
+	ingest_hook = fn;
+	ingest_hook_ctx = ctx;
+	pthread_mutex_unlock(&ingest_hook_lock);
+}
+
+static void ingest_notify(const struct store_session *row, const char *end_line)
+{
+	collector_complete_hook fn;
+	void *ctx;
+
+	pthread_mutex_lock(&ingest_hook_lock);
+	fn = ingest_hook;
+	ctx = ingest_hook_ctx;
+	pthread_mutex_unlock(&ingest_hook_lock);
+	if (fn)
+		fn(ctx, row, end_line);
+}
+
 static void ingest_locks_init(void)
 {
 	size_t i;
@@ -790,7 +816,8 @@ struct ingest_index {
 	int64_t start_ns;
 
 	uint64_t events, commands;
-	bool have_end;
+	bool have_end, have_end_line;
+	size_t end_line; /* session.end's audit line: its offset in text */
 	int64_t end_ns, last_ns;
 	int32_t exit_code;
 };
@@ -989,6 +1016,10 @@ static int ingest_read(struct store *st, const struct store_ops *ops, const char
 				err = ingest_text_add(&x->text, line, len, &off);
 			if (!err)
 				x->line[x->n_line++] = off;
+			if (!err && ev->body_case == SESSREC__EVENT__BODY_END) {
+				x->have_end_line = true;
+				x->end_line = off;
+			}
 		} else if (err == -ENOENT) {
 			err = 0; /* terminal output: recordings only */
 		}
@@ -1271,6 +1302,8 @@ int collector_session_complete(struct store *st, const struct store_ops *ops, co
 		ingest_fail(&r, sid, err, "indexing");
 		goto out;
 	}
+	/* Indexed and durable: policies may look at it now (quickly: the node waits). */
+	ingest_notify(&x.row, x.have_end_line ? x.text.p + x.end_line : NULL);
 	ingest_say(&r, 200, "session complete: %" PRIu64 " events, %" PRIu64 " bytes", x.events,
 		   bytes);
 out:

@@ -11,6 +11,7 @@
 
 #include "collector.h"
 #include "log.h"
+#include "summarize.h"
 #include "util.h"
 
 #define COLLECTOR_PROG		 "sessrec-collector"
@@ -50,8 +51,8 @@ static void usage(FILE *f)
 		"  token list            every token: id, user, role, created, revoked\n"
 		"  token revoke ID       revoke a token (an id or a unique prefix of one)\n"
 		"\n"
-		"Signals: SIGTERM/SIGINT stop accepting, let requests in flight finish and\n"
-		"exit; SIGHUP re-reads the configuration's log_level.\n",
+		"Signals: SIGTERM/SIGINT stop accepting, let requests in flight and summary\n"
+		"jobs under way finish and exit; SIGHUP re-reads the configuration's log_level.\n",
 		COLLECTOR_DEFAULT_CONFIG);
 }
 
@@ -423,6 +424,7 @@ static int collector_serve(const struct collector_config *cfg, const char *cfg_p
 {
 	const struct store_ops *ops;
 	struct collector_http *http = NULL;
+	struct summarizer *sum = NULL;
 	struct store *st = NULL;
 	sigset_t set;
 	int sig, ret, rc = 1;
@@ -457,7 +459,12 @@ static int collector_serve(const struct collector_config *cfg, const char *cfg_p
 			  strerror(-ret));
 		return rc;
 	}
-	if (collector_http_start(&http, cfg, st, ops))
+	ret = summarize_start(&sum, cfg, st, ops, NULL, cfg->summary_workers);
+	if (ret) {
+		log_error("cannot start summarizing: %s", strerror(-ret));
+		goto out;
+	}
+	if (collector_http_start(&http, cfg, st, ops, sum))
 		goto out;
 	log_info(COLLECTOR_PROG " %s started: store %s under %s", SESSREC_VERSION, cfg->store,
 		 cfg->data_dir);
@@ -478,10 +485,16 @@ static int collector_serve(const struct collector_config *cfg, const char *cfg_p
 	collector_http_stop(http, cfg->request_timeout);
 	http = NULL;
 	rc = ret ? 1 : 0;
-	if (!rc)
-		log_info("stopped");
 out:
 	collector_http_stop(http, 0);
+	/* after the server: no completion hands it a session any more */
+	if (summarize_stop(sum, cfg->request_timeout) == -EBUSY) {
+		/* a worker still waits on a provider: leave the store to the exit */
+		log_info("stopped (a summary job is pending again at the next start)");
+		return rc;
+	}
+	if (!rc)
+		log_info("stopped");
 	ops->close(st);
 	return rc;
 }

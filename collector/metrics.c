@@ -6,8 +6,8 @@
 
 #define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 
-static const char *const metrics_handler_names[HTTP_H_MAX] = {"upload", "complete", "read", "ops",
-							      "other"};
+static const char *const metrics_handler_names[HTTP_H_MAX] = {"upload", "complete", "read",
+							      "ops",	"other",    "manage"};
 static const char *const metrics_refusal_names[HTTP_R_MAX] = {
     "bad_request",	  "unauthenticated", "forbidden", "not_found",
     "method_not_allowed", "conflict",	     "too_large", "other"};

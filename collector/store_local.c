@@ -2206,7 +2206,8 @@ out:
 }
 
 static int store_local_resource_list(struct store *s, const char *kind,
-				     int (*cb)(void *ctx, const struct store_resource *r), void *ctx)
+				     int (*cb)(void *ctx, const struct store_resource *r),
+				     void *ctx)
 {
 	struct store_resource *rows = NULL, *tmp;
 	struct store_conn *c = NULL;
@@ -2346,7 +2347,7 @@ static bool store_job_status_ok(const char *st)
 }
 
 #define STORE_JOB_COLS                                                                             \
-	"id, sid, model, policy, origin, status, attempts, next_at, created_ns, updated_ns, "     \
+	"id, sid, model, policy, origin, status, attempts, next_at, created_ns, updated_ns, "      \
 	"error, requested_by"
 
 static int store_job_row(sqlite3_stmt *st, struct store_job *out)
@@ -2619,7 +2620,8 @@ static int store_local_job_requeue(struct store *s, const char *status, const ch
 	if (err)
 		return err;
 	err = store_q_prep(&q, c,
-			   "UPDATE jobs SET status = 'pending', next_at = ?1, updated_ns = ?1"
+			   /* due at once, in their first order (next_at, then id) */
+			   "UPDATE jobs SET status = 'pending', next_at = 0, updated_ns = ?1"
 			   " WHERE status = ?2 AND (?3 IS NULL OR model = ?3)");
 	if (err)
 		goto out;
@@ -2649,11 +2651,12 @@ static int store_local_usage_add(struct store *s, const char *model, const char 
 	err = store_conn_get(s, &c);
 	if (err)
 		return err;
-	err = store_q_prep(&q, c,
-			   "INSERT INTO usage(model, day, tokens_in, tokens_out) VALUES (?, ?, ?, ?)"
-			   " ON CONFLICT(model, day) DO UPDATE SET"
-			   " tokens_in = tokens_in + excluded.tokens_in,"
-			   " tokens_out = tokens_out + excluded.tokens_out");
+	err =
+	    store_q_prep(&q, c,
+			 "INSERT INTO usage(model, day, tokens_in, tokens_out) VALUES (?, ?, ?, ?)"
+			 " ON CONFLICT(model, day) DO UPDATE SET"
+			 " tokens_in = tokens_in + excluded.tokens_in,"
+			 " tokens_out = tokens_out + excluded.tokens_out");
 	if (err)
 		goto out;
 	store_q_text(&q, model);
@@ -2700,7 +2703,7 @@ out:
 /* ------------------------------------------------------------ summaries */
 
 #define STORE_SUMMARY_COLS                                                                         \
-	"id, sid, job_id, origin, model_name, provider, model_id, title, short_description, "     \
+	"id, sid, job_id, origin, model_name, provider, model_id, title, short_description, "      \
 	"detailed_description, risk_level, risk_score, risk_reasons, commands_of_interest, "       \
 	"needs_review, tokens_in, tokens_out, chunks, transcript_bytes, raw_bytes, started_ns, "   \
 	"finished_ns, success, error_code, error"
@@ -2773,13 +2776,14 @@ static int store_local_summary_put(struct store *s, const struct store_summary *
 	err = store_begin(c);
 	if (err)
 		goto out;
-	err = store_q_prep(&q, c,
-			   "INSERT INTO summaries(sid, job_id, origin, model_name, provider, model_id,"
-			   " title, short_description, detailed_description, risk_level, risk_score,"
-			   " risk_reasons, commands_of_interest, needs_review, tokens_in, tokens_out,"
-			   " chunks, transcript_bytes, raw_bytes, started_ns, finished_ns, success,"
-			   " error_code, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-			   " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	err = store_q_prep(
+	    &q, c,
+	    "INSERT INTO summaries(sid, job_id, origin, model_name, provider, model_id,"
+	    " title, short_description, detailed_description, risk_level, risk_score,"
+	    " risk_reasons, commands_of_interest, needs_review, tokens_in, tokens_out,"
+	    " chunks, transcript_bytes, raw_bytes, started_ns, finished_ns, success,"
+	    " error_code, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+	    " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 	if (err)
 		goto out;
 	store_q_text(&q, m->sid);
@@ -2812,8 +2816,8 @@ static int store_local_summary_put(struct store *s, const struct store_summary *
 		goto out;
 	sum_id = sqlite3_last_insert_rowid(c->db);
 	if (m->job_id) {
-		err = store_q_prep(&q, c,
-				   "UPDATE jobs SET status = ?, error = ?, updated_ns = ? WHERE id = ?");
+		err = store_q_prep(
+		    &q, c, "UPDATE jobs SET status = ?, error = ?, updated_ns = ? WHERE id = ?");
 		if (err)
 			goto out;
 		store_q_text(&q, m->success ? "done" : "failed");
@@ -2915,8 +2919,7 @@ out:
 	return err;
 }
 
-static int store_local_audit_find(struct store *s, const char *sid, const char *event,
-				  char **line)
+static int store_local_audit_find(struct store *s, const char *sid, const char *event, char **line)
 {
 	struct store_conn *c = NULL;
 	struct store_q q = {0};

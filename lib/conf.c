@@ -691,7 +691,8 @@ static int conf_skip(struct conf_ctx *x)
 	int err;
 
 	for (;;) {
-		if (x->ev.type == YAML_MAPPING_START_EVENT || x->ev.type == YAML_SEQUENCE_START_EVENT)
+		if (x->ev.type == YAML_MAPPING_START_EVENT ||
+		    x->ev.type == YAML_SEQUENCE_START_EVENT)
 			depth++;
 		else if (x->ev.type == YAML_MAPPING_END_EVENT ||
 			 x->ev.type == YAML_SEQUENCE_END_EVENT)

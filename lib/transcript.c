@@ -56,6 +56,10 @@
 #define TRANSCRIPT_TEXT_MAX	(32u << 20) /* past this, only new paths and destinations */
 #define TRANSCRIPT_SEEN_MAX	(1u << 20)  /* entries of the "already written" set */
 #define TRANSCRIPT_UNIT_CMP_MAX (64u << 10) /* largest command + output compared for repeats */
+#define TRANSCRIPT_LONG_ARG	64	     /* arguments this long are not repeated ... */
+#define TRANSCRIPT_RECENT	16	     /* ... from this many recent ones */
+#define TRANSCRIPT_MISSES_MAX	2048	     /* bytes of paths a PATH search tried */
+#define TRANSCRIPT_WRAP_MAX	(64u << 10)  /* a long line is joined up to this size */
 #define TRANSCRIPT_GAP_NS	(60LL * 1000000000LL) /* a pause worth a time mark */
 #define TRANSCRIPT_FNV_BASIS	0xcbf29ce484222325ULL
 #define TRANSCRIPT_FNV_PRIME	0x100000001b3ULL
@@ -71,6 +75,13 @@ struct transcript_str {
 struct transcript_row {
 	uint64_t hash; /* of its text, TRANSCRIPT_BLANK when blank or never written */
 	bool dirty;    /* changed on screen since it was last looked at */
+};
+
+/* A long argument written on a recent command line. */
+struct transcript_recent {
+	uint64_t hash;
+	size_t len;
+	uint32_t pid;
 };
 
 /* Files opened in one stretch: by one program, in one directory (or one sensitive path). */
@@ -96,9 +107,16 @@ struct transcript {
 	VTermScreenCell *cells;
 	char *line; /* one row of text */
 	size_t line_cap;
+	bool line_full; /* it reached the last column */
+	struct transcript_str wrap; /* rows of a long line, joined */
+	bool wrap_on;
+	int wrap_row; /* the row that would continue it in a flush pass */
 	bool last_cr;
+	uint8_t u8[4]; /* a UTF-8 character cut at the end of a write */
+	size_t u8_len, u8_need;
 	/* escape sequences that make the screen lose text */
 	int esc;
+	bool scan_alt; /* the alternate screen is on, as far as the bytes fed so far go */
 	char csi[24];
 	size_t csi_len;
 
@@ -130,6 +148,21 @@ struct transcript {
 	/* a command repeated with the same output */
 	size_t unit_start, prev_start, prev_end;
 	uint64_t unit_n;
+	uint32_t unit_pid;
+	/* long arguments on recent command lines */
+	struct transcript_recent recent[TRANSCRIPT_RECENT];
+	size_t recent_next;
+	/* a PATH search in progress: failed execs of one name, argv and process */
+	bool miss;
+	uint32_t miss_pid;
+	int miss_rc;
+	uint64_t miss_key, miss_n;
+	int64_t miss_ns;
+	struct transcript_str miss_line;  /* the first attempt */
+	struct transcript_str miss_first; /* its path */
+	struct transcript_str miss_paths; /* the directories tried, space-separated */
+	uint64_t miss_seen[4];		  /* directory lists written lately */
+	size_t miss_seen_next;
 	/* an event line repeated: written once with " ×N" */
 	size_t ev_off, ev_base;
 	uint64_t ev_n;
@@ -274,7 +307,7 @@ static void transcript_duration(int64_t ns, char *out, size_t len)
 	else if (s >= 60)
 		snprintf(out, len, "%" PRId64 "m%02" PRId64 "s", s / 60, s % 60);
 	else
-		snprintf(out, len, "%" PRId64 ".%" PRId64 "s", s, (ns / 100000000LL) % 10);
+		snprintf(out, len, "%" PRId64 ".%" PRId64 "s", s, (int64_t)((ns / 100000000LL) % 10));
 }
 
 static const char *transcript_errname(int rc, char *buf, size_t len)
@@ -355,11 +388,9 @@ static bool transcript_is_credential(const char *path)
 		return true;
 	/* private SSH keys: ~/.ssh/id_*, any other key-looking file in ~/.ssh, host keys */
 	ssh = strstr(path, "/.ssh/");
-	if (ssh && !strchr(ssh + 6, '/') && !transcript_suffix(base, ".pub") &&
-	    strcmp(base, "known_hosts") != 0 && strcmp(base, "known_hosts.old") != 0 &&
-	    strcmp(base, "config") != 0 && !transcript_prefix(base, "authorized_keys") &&
-	    !transcript_prefix(base, "agent") && base != ssh + 6 - 0 + 0 - 0 + 0 - 0 + 0 - 0 + 0 &&
-	    base[0])
+	if (ssh && ssh[6] && !strchr(ssh + 6, '/') && !transcript_suffix(base, ".pub") &&
+	    !transcript_prefix(base, "known_hosts") && strcmp(base, "config") != 0 &&
+	    !transcript_prefix(base, "authorized_keys") && !transcript_prefix(base, "agent"))
 		return true;
 	if (transcript_prefix(path, "/etc/ssh/ssh_host_") && transcript_suffix(path, "_key"))
 		return true;
@@ -748,7 +779,7 @@ static void transcript_omitted_mark(struct transcript *t, struct transcript_str 
 }
 
 /* A line of output (after run collapsing) into the stretch: head, tail, notable ones. */
-static void transcript_stretch_line(struct transcript *t, const char *s, size_t n, bool marker)
+static void transcript_stretch_line(struct transcript *t, const char *s, size_t n)
 {
 	struct transcript_str *slot;
 
@@ -766,7 +797,7 @@ static void transcript_stretch_line(struct transcript *t, const char *s, size_t 
 		/* the oldest tail line leaves: kept when notable, else counted */
 		struct transcript_str *old = &t->tail[t->tail_start];
 
-		if (old->len && old->p[0] != '[' && t->seg_notable < TRANSCRIPT_NOTABLE &&
+		if (!transcript_prefix(old->p, "[… ") && t->seg_notable < TRANSCRIPT_NOTABLE &&
 		    transcript_notable(old->p)) {
 			transcript_omitted_mark(t, &t->head);
 			transcript_head_add(t, old->p, old->len);
@@ -780,7 +811,6 @@ static void transcript_stretch_line(struct transcript *t, const char *s, size_t 
 	slot = &t->tail[(t->tail_start + t->tail_n) % TRANSCRIPT_TAIL];
 	if (transcript_str_set(slot, s, n))
 		t->err = -ENOMEM;
-	(void)marker;
 	t->tail_n++;
 }
 
@@ -792,7 +822,7 @@ static void transcript_run_flush(struct transcript *t)
 	if (!t->run_n)
 		return;
 	if (t->run_n == 1) {
-		transcript_stretch_line(t, t->run_first.p, t->run_first.len, false);
+		transcript_stretch_line(t, t->run_first.p, t->run_first.len);
 	} else if (t->run_same) {
 		/* identical lines: one, with the count */
 		struct transcript_str *s = &t->run_last;
@@ -802,15 +832,15 @@ static void transcript_run_flush(struct transcript *t)
 		    transcript_str_add(s, buf, (size_t)n))
 			t->err = -ENOMEM;
 		else
-			transcript_stretch_line(t, s->p, s->len, false);
+			transcript_stretch_line(t, s->p, s->len);
 	} else {
-		transcript_stretch_line(t, t->run_first.p, t->run_first.len, false);
+		transcript_stretch_line(t, t->run_first.p, t->run_first.len);
 		if (t->run_n > 2) {
 			n = snprintf(buf, sizeof(buf), "[… %" PRIu64 " similar line%s …]",
 				     t->run_n - 2, t->run_n == 3 ? "" : "s");
-			transcript_stretch_line(t, buf, (size_t)n, true);
+			transcript_stretch_line(t, buf, (size_t)n);
 		}
-		transcript_stretch_line(t, t->run_last.p, t->run_last.len, false);
+		transcript_stretch_line(t, t->run_last.p, t->run_last.len);
 	}
 	t->run_n = 0;
 }
@@ -972,6 +1002,50 @@ static void transcript_file(struct transcript *t, const Sessrec__Disk *d)
 
 /* ------------------------------------------------------------ the screen */
 
+/* A row held for the rest of its line, into the output. */
+static void transcript_wrap_flush(struct transcript *t)
+{
+	if (!t->wrap_on)
+		return;
+	t->wrap_on = false;
+	transcript_output_line(t, t->wrap.p, t->wrap.len);
+}
+
+/*
+ * A row of text leaves the screen. A long line fills rows to the last column
+ * and goes on in the next; such rows are joined again, as long as they come
+ * in order: lines scrolling off the top (push), and the rows that follow the
+ * last of them at the top of the screen. Rows of a redrawn screen are never
+ * joined: programs like top fill whole rows on purpose.
+ */
+static void transcript_row_out(struct transcript *t, const char *s, size_t n, bool full, int row)
+{
+	bool chain = t->wrap_on && (row < 0 || row == t->wrap_row);
+
+	if (t->wrap_on && !chain)
+		transcript_wrap_flush(t);
+	if (chain) {
+		if (transcript_str_add(&t->wrap, s, n)) {
+			t->err = -ENOMEM;
+			return;
+		}
+	} else if (full && (row < 0 || row == 0) && !t->alt) {
+		if (transcript_str_set(&t->wrap, s, n)) {
+			t->err = -ENOMEM;
+			return;
+		}
+		t->wrap_on = true;
+	} else {
+		if (n)
+			transcript_output_line(t, s, n);
+		return;
+	}
+	/* the next part comes from the next push, or from the next row of this pass */
+	t->wrap_row = row < 0 ? 0 : row + 1;
+	if (!full || t->wrap.len > TRANSCRIPT_WRAP_MAX)
+		transcript_wrap_flush(t);
+}
+
 static void transcript_rows_dirty(struct transcript *t, int from, int to)
 {
 	if (from < 0)
@@ -986,6 +1060,8 @@ static size_t transcript_cells_text(struct transcript *t, const VTermScreenCell 
 {
 	size_t n = 0;
 
+	/* text up to the last column: the line may go on in the next row (a soft wrap) */
+	t->line_full = cols > 0 && cells[cols - 1].chars[0] && cells[cols - 1].chars[0] != ' ';
 	for (int c = 0; c < cols; c++) {
 		const VTermScreenCell *cell = &cells[c];
 
@@ -1041,11 +1117,12 @@ static int transcript_cb_pushline(int cols, const VTermScreenCell *cells, void *
 		cols = (int)t->cols;
 	n = transcript_cells_text(t, cells, cols);
 	/* already written as it is now: nothing new scrolls away */
-	if (idx < (int)t->rows && t->meta[idx].hash == transcript_hash(t->line, n,
-									TRANSCRIPT_FNV_BASIS))
+	if (idx < (int)t->rows &&
+	    t->meta[idx].hash == transcript_hash(t->line, n, TRANSCRIPT_FNV_BASIS)) {
+		transcript_wrap_flush(t);
 		return 1;
-	if (n)
-		transcript_output_line(t, t->line, n);
+	}
+	transcript_row_out(t, t->line, n, t->line_full, -1);
 	return 1;
 }
 
@@ -1137,29 +1214,35 @@ static void transcript_screen_flush(struct transcript *t, bool all)
 		if (h == m->hash)
 			continue;
 		m->hash = h;
-		if (n)
-			transcript_output_line(t, t->line, n);
+		transcript_row_out(t, t->line, n, t->line_full, pos.row);
 	}
+	transcript_wrap_flush(t);
 }
 
-/* What an escape sequence that just ended means for text on screen. */
+/*
+ * A control sequence ended: true when the screen is about to lose what it
+ * shows (a clear of the primary screen, a switch between screens).
+ */
 static bool transcript_csi_loses_text(struct transcript *t, char final)
 {
 	const char *p = t->csi;
 
 	t->csi[t->csi_len] = '\0';
 	if (final == 'J')
-		return !t->alt && (strcmp(p, "2") == 0 || strcmp(p, "3") == 0);
+		return !t->scan_alt && (strcmp(p, "2") == 0 || strcmp(p, "3") == 0);
 	if ((final == 'h' || final == 'l') && p[0] == '?') {
-		/* entering or leaving the alternate screen */
 		for (p++; *p;) {
 			char *end;
 			long v = strtol(p, &end, 10);
 
 			if (end == p)
 				break;
-			if (v == 47 || v == 1047 || v == 1049)
-				return final == 'l' ? t->alt : !t->alt;
+			if (v == 47 || v == 1047 || v == 1049) {
+				bool to_alt = final == 'h', loses = to_alt != t->scan_alt;
+
+				t->scan_alt = to_alt;
+				return loses;
+			}
 			p = *end == ';' ? end + 1 : end;
 		}
 	}
@@ -1188,7 +1271,7 @@ static void transcript_feed(struct transcript *t, const uint8_t *p, size_t len)
 		case TRANSCRIPT_ESC_NONE:
 			if (c == 0x1b)
 				t->esc = TRANSCRIPT_ESC_ESC;
-			else if (c == '\n' && !t->last_cr && !t->alt) {
+			else if (c == '\n' && !t->last_cr && !t->scan_alt) {
 				vterm_input_write(t->vt, (const char *)p + from, i - from);
 				vterm_input_write(t->vt, "\r", 1);
 				from = i;
@@ -1200,6 +1283,7 @@ static void transcript_feed(struct transcript *t, const uint8_t *p, size_t len)
 				t->csi_len = 0;
 			} else if (c == 'c') {
 				loses = true;
+				t->scan_alt = false;
 				t->esc = TRANSCRIPT_ESC_NONE;
 			} else if (c != 0x1b) {
 				t->esc = TRANSCRIPT_ESC_NONE;
@@ -1228,6 +1312,43 @@ static void transcript_feed(struct transcript *t, const uint8_t *p, size_t len)
 	vterm_input_write(t->vt, (const char *)p + from, len - from);
 }
 
+/*
+ * Print data into the emulator. libvterm decodes each write on its own, so a
+ * UTF-8 character cut between two writes is held back until it is whole.
+ */
+static void transcript_print(struct transcript *t, const uint8_t *p, size_t len)
+{
+	size_t i = len, back = 0;
+
+	if (t->u8_len) {
+		while (len && t->u8_len < t->u8_need && (*p & 0xc0) == 0x80) {
+			t->u8[t->u8_len++] = *p++;
+			len--;
+		}
+		if (t->u8_len < t->u8_need && !len)
+			return;
+		transcript_feed(t, t->u8, t->u8_len); /* whole, or broken for good */
+		t->u8_len = 0;
+		i = len;
+	}
+	while (i > 0 && back < 3 && (p[i - 1] & 0xc0) == 0x80) {
+		i--;
+		back++;
+	}
+	if (i > 0 && p[i - 1] >= 0xc0 && p[i - 1] < 0xf8) {
+		uint8_t lead = p[i - 1];
+		size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2, have = len - (i - 1);
+
+		if (have < need) {
+			memcpy(t->u8, p + i - 1, have);
+			t->u8_len = have;
+			t->u8_need = need;
+			len = i - 1;
+		}
+	}
+	transcript_feed(t, p, len);
+}
+
 /* ------------------------------------------------------------ stretches and units */
 
 /* The end of a stretch of output: files it touched, then its text. */
@@ -1249,9 +1370,13 @@ static void transcript_stretch_end(struct transcript *t)
 	t->seg_lines = t->seg_notable = 0;
 }
 
-/* Everything up to now into the text, before an event line. */
+/* Everything up to now into the text, before an event line (all: at the end). */
 static void transcript_flush_point(struct transcript *t, bool all)
 {
+	if (all && t->u8_len) {
+		transcript_feed(t, t->u8, t->u8_len);
+		t->u8_len = 0;
+	}
 	transcript_screen_flush(t, all);
 	transcript_stretch_end(t);
 }
@@ -1287,6 +1412,10 @@ static void transcript_unit_end(struct transcript *t)
 		    memcmp(t->text + a, t->text + b, alen) == 0) {
 			t->unit_n++;
 			t->len = t->prev_end;
+			/* the dropped command line can no longer be referred to */
+			for (size_t i = 0; i < TRANSCRIPT_RECENT; i++)
+				if (t->recent[i].pid == t->unit_pid)
+					t->recent[i].hash = 0;
 			transcript_printf(t, "  … ×%" PRIu64 " (the same command and output)\n",
 					  t->unit_n);
 			t->unit_start = TRANSCRIPT_NONE;
@@ -1376,12 +1505,121 @@ static void transcript_start(struct transcript *t, const Sessrec__Event *ev)
 	transcript_put(t, "---\n", 4);
 }
 
-static void transcript_command(struct transcript *t, const Sessrec__Event *ev)
+/* A failed exec that a PATH search (execvp, env) follows with the next directory. */
+static bool transcript_exec_miss(int rc)
 {
-	const Sessrec__Command *c = ev->command;
-	const char *path = c->path && c->path[0] ? c->path : (c->program ? c->program : "?");
-	char *args = NULL, ebuf[32];
+	return rc == -ENOENT || rc == -ENOTDIR || rc == -EACCES;
+}
+
+/* The same program name, argv and process: attempts of one PATH search. */
+static uint64_t transcript_exec_key(const Sessrec__Command *c, const char *path)
+{
+	const char *base = transcript_base(path);
+	uint64_t h = transcript_hash(&c->pid, sizeof(c->pid), TRANSCRIPT_FNV_BASIS);
+
+	h = transcript_hash(base, strlen(base) + 1, h);
+	for (size_t i = 0; i < c->n_argv; i++)
+		h = transcript_hash(c->argv[i] ? c->argv[i] : "", c->argv[i] ? strlen(c->argv[i]) + 1 : 1,
+				    h);
+	return h;
+}
+
+static const char *transcript_exec_path(const Sessrec__Command *c)
+{
+	return c->path && c->path[0] ? c->path : (c->program && c->program[0] ? c->program : "?");
+}
+
+/*
+ * "[pid] exec PATH ARGS" (no result). A long argument already written on a
+ * recent command line (a wrapper passing its arguments on: sudo, env, pyenv
+ * shims) is referred to instead of repeated; `remember`: this line will be
+ * written, so later lines may refer to it.
+ */
+static int transcript_exec_format(struct transcript *t, const Sessrec__Command *c, bool remember,
+				  struct transcript_str *o)
+{
+	const char *path = transcript_exec_path(c);
+	size_t first = 1, k;
+	char head[48];
+	int err;
+
+	snprintf(head, sizeof(head), "[%u] exec ", c->pid);
+	err = transcript_str_set(o, head, strlen(head));
+	if (!err)
+		err = transcript_str_add(o, path, strlen(path));
+	/* a script: the kernel ran its interpreter with the script's path as an argument */
+	for (k = 1; k < c->n_argv && k <= 3; k++)
+		if (c->argv[k] && strcmp(c->argv[k], path) == 0)
+			break;
+	if (!err && k < c->n_argv && k <= 3) {
+		err = transcript_str_add(o, " (script, run by ", 17);
+		for (size_t i = 0; !err && i < k; i++) {
+			if (i)
+				err = transcript_str_add(o, " ", 1);
+			if (!err)
+				err = transcript_quote(o, c->argv[i] ? c->argv[i] : "", 256);
+		}
+		if (!err)
+			err = transcript_str_add(o, ")", 1);
+		first = k + 1;
+	} else if (!err && c->n_argv && c->argv[0] && strcmp(c->argv[0], path) != 0 &&
+		   strcmp(c->argv[0], transcript_base(path)) != 0) {
+		/* busybox applets, login shells ("-bash"), exec -a */
+		err = transcript_str_add(o, " (argv0 ", 8);
+		if (!err)
+			err = transcript_quote(o, c->argv[0], 256);
+		if (!err)
+			err = transcript_str_add(o, ")", 1);
+	}
+	for (size_t i = first; !err && i < c->n_argv; i++) {
+		const char *a = c->argv[i] ? c->argv[i] : "";
+		size_t alen = strlen(a), j;
+
+		if (o->len >= TRANSCRIPT_CMD_MAX) {
+			char more[48];
+
+			snprintf(more, sizeof(more), " …(+%zu arguments)", c->n_argv - i);
+			err = transcript_str_add(o, more, strlen(more));
+			break;
+		}
+		err = transcript_str_add(o, " ", 1);
+		if (err || alen < TRANSCRIPT_LONG_ARG) {
+			if (!err)
+				err = transcript_quote(o, a, TRANSCRIPT_ARG_MAX);
+			continue;
+		}
+		uint64_t h = transcript_hash(a, alen, TRANSCRIPT_FNV_BASIS);
+
+		for (j = 0; j < TRANSCRIPT_RECENT; j++)
+			if (t->recent[j].hash == h && t->recent[j].len == alen)
+				break;
+		if (j < TRANSCRIPT_RECENT) {
+			char ref[96];
+
+			snprintf(ref, sizeof(ref), "<the %zu-byte argument of [%u] above>", alen,
+				 t->recent[j].pid);
+			err = transcript_str_add(o, ref, strlen(ref));
+			continue;
+		}
+		if (remember) {
+			t->recent[t->recent_next].hash = h;
+			t->recent[t->recent_next].len = alen;
+			t->recent[t->recent_next].pid = c->pid;
+			t->recent_next = (t->recent_next + 1) % TRANSCRIPT_RECENT;
+		}
+		err = transcript_quote(o, a, TRANSCRIPT_ARG_MAX);
+	}
+	if (!err && c->argv_truncated)
+		err = transcript_str_add(o, " …(arguments cut by the recorder)", 34);
+	return err;
+}
+
+/* A command line into the text: it starts a unit (see transcript_unit_end). */
+static void transcript_exec_write(struct transcript *t, int64_t ns, uint32_t pid, const char *path,
+				  const struct transcript_str *line, int rc)
+{
 	bool fresh = transcript_seen_add(t, transcript_hash(path, strlen(path), 0xc0));
+	char ebuf[32];
 
 	transcript_flush_point(t, false);
 	transcript_unit_end(t);
@@ -1389,30 +1627,121 @@ static void transcript_command(struct transcript *t, const Sessrec__Event *ev)
 		t->over_cmds++;
 		return;
 	}
-	transcript_time_mark(t, ev->time_ns);
+	transcript_time_mark(t, ns);
 	t->ev_off = TRANSCRIPT_NONE;
 	t->unit_start = t->len;
-	if (c->n_argv > 1 &&
-	    transcript_argv_string(c->argv + 1, c->n_argv - 1, TRANSCRIPT_ARG_MAX,
-				   TRANSCRIPT_CMD_MAX, &args)) {
+	t->unit_pid = pid;
+	transcript_put(t, line->p, line->len);
+	if (rc)
+		transcript_printf(t, " | rc=%d %s\n", rc, transcript_errname(rc, ebuf, sizeof(ebuf)));
+	else
+		transcript_put(t, " | rc=0\n", 8);
+}
+
+/* The directory of a path a PATH search tried, into the list. */
+static void transcript_miss_add(struct transcript *t, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : strlen(path);
+
+	(void)transcript_seen_add(t, transcript_hash(path, strlen(path), 0xc0));
+	if (t->miss_paths.len >= TRANSCRIPT_MISSES_MAX)
+		return;
+	if ((t->miss_paths.len && transcript_str_add(&t->miss_paths, " ", 1)) ||
+	    transcript_str_add(&t->miss_paths, n ? path : "/", n ? n : 1))
+		t->err = -ENOMEM;
+}
+
+/*
+ * " (not found first in: DIRS)", or a reference to the same list written
+ * before: every wrapper of a shim chain searches the same PATH.
+ */
+static int transcript_miss_dirs(struct transcript *t, struct transcript_str *line)
+{
+	uint64_t h = transcript_hash(t->miss_paths.p, t->miss_paths.len, TRANSCRIPT_FNV_BASIS);
+	char buf[96];
+	size_t i;
+
+	for (i = 0; i < 4; i++)
+		if (t->miss_seen[i] == h)
+			break;
+	if (i < 4) {
+		snprintf(buf, sizeof(buf), " (not found first in the %" PRIu64 " directories above)",
+			 t->miss_n);
+		return transcript_str_add(line, buf, strlen(buf));
+	}
+	t->miss_seen[t->miss_seen_next] = h;
+	t->miss_seen_next = (t->miss_seen_next + 1) % 4;
+	if (transcript_str_add(line, " (not found first in: ", 22) ||
+	    transcript_str_add(line, t->miss_paths.p, t->miss_paths.len) ||
+	    transcript_str_add(line, ")", 1))
+		return -ENOMEM;
+	return 0;
+}
+
+/* A PATH search that never found its program: the first attempt and where else it looked. */
+static void transcript_miss_flush(struct transcript *t)
+{
+	if (!t->miss)
+		return;
+	t->miss = false;
+	if (t->miss_n > 1 &&
+	    (transcript_str_add(&t->miss_line, " (not found in: ", 16) ||
+	     transcript_str_add(&t->miss_line, t->miss_paths.p, t->miss_paths.len) ||
+	     transcript_str_add(&t->miss_line, ")", 1))) {
 		t->err = -ENOMEM;
 		return;
 	}
-	transcript_printf(t, "[%u] exec %s", c->pid, path);
-	/* argv[0] tells apart busybox applets, login shells, interpreters of scripts */
-	if (c->n_argv && c->argv[0] && strcmp(c->argv[0], path) != 0 &&
-	    strcmp(c->argv[0], transcript_base(path)) != 0)
-		transcript_printf(t, " (argv0 %s)", c->argv[0]);
-	if (args && args[0])
-		transcript_printf(t, " %s", args);
-	if (c->argv_truncated)
-		transcript_put(t, " …(arguments cut by the recorder)", 34);
-	if (c->return_code)
-		transcript_printf(t, " | rc=%d %s\n", c->return_code,
-				  transcript_errname(c->return_code, ebuf, sizeof(ebuf)));
+	transcript_exec_write(t, t->miss_ns, t->miss_pid, t->miss_first.p, &t->miss_line,
+			      t->miss_rc);
+}
+
+static void transcript_command(struct transcript *t, const Sessrec__Event *ev)
+{
+	const Sessrec__Command *c = ev->command;
+	const char *path = transcript_exec_path(c);
+	uint64_t key = transcript_exec_key(c, path);
+	struct transcript_str line = {0};
+	int rc = c->return_code;
+
+	if (t->miss && key == t->miss_key) {
+		if (transcript_exec_miss(rc)) {
+			transcript_miss_add(t, path);
+			t->miss_n++;
+			return;
+		}
+		/* found, after the misses */
+		t->miss = false;
+		if (transcript_exec_format(t, c, true, &line) || transcript_miss_dirs(t, &line))
+			t->err = -ENOMEM;
+		else
+			transcript_exec_write(t, t->miss_ns, c->pid, path, &line, rc);
+		free(line.p);
+		return;
+	}
+	transcript_miss_flush(t);
+	if (transcript_exec_miss(rc) && c->n_argv) {
+		/* maybe the first attempt of a PATH search: wait for the next */
+		t->miss_paths.len = 0;
+		if (transcript_exec_format(t, c, false, &t->miss_line) ||
+		    transcript_str_set(&t->miss_first, path, strlen(path))) {
+			t->err = -ENOMEM;
+			return;
+		}
+		transcript_miss_add(t, path);
+		t->miss = true;
+		t->miss_key = key;
+		t->miss_pid = c->pid;
+		t->miss_rc = rc;
+		t->miss_ns = ev->time_ns;
+		t->miss_n = 1;
+		return;
+	}
+	if (transcript_exec_format(t, c, true, &line))
+		t->err = -ENOMEM;
 	else
-		transcript_put(t, " | rc=0\n", 8);
-	free(args);
+		transcript_exec_write(t, ev->time_ns, c->pid, path, &line, rc);
+	free(line.p);
 }
 
 static void transcript_network(struct transcript *t, const Sessrec__Event *ev)
@@ -1427,6 +1756,7 @@ static void transcript_network(struct transcript *t, const Sessrec__Event *ev)
 
 	snprintf(dest, sizeof(dest), v6 ? "[%s]:%u" : "%s:%u", dst, n->dst_port);
 	h = transcript_hash(dest, strlen(dest), 0x4e);
+	transcript_miss_flush(t);
 	transcript_flush_point(t, false);
 	if (!transcript_seen_add(t, h) && transcript_over(t)) {
 		t->over_net++;
@@ -1469,6 +1799,7 @@ static void transcript_lost(struct transcript *t, const Sessrec__Event *ev)
 	char line[160];
 	int len;
 
+	transcript_miss_flush(t);
 	transcript_flush_point(t, false);
 	if (strcmp(cls, "terminal") == 0 && l->bytes)
 		len = snprintf(line, sizeof(line), "[%" PRIu64 " bytes of output lost]", l->bytes);
@@ -1487,6 +1818,7 @@ static void transcript_end(struct transcript *t, const Sessrec__Event *ev)
 	int64_t from = e->session_start_ns ? e->session_start_ns : t->start_ns;
 	int64_t to = e->session_stop_ns ? e->session_stop_ns : ev->time_ns;
 
+	transcript_miss_flush(t);
 	transcript_flush_point(t, true);
 	transcript_unit_end(t);
 	t->ev_off = TRANSCRIPT_NONE;
@@ -1546,7 +1878,7 @@ int transcript_add(struct transcript *t, const Sessrec__Event *ev)
 		if (t->err)
 			break;
 		t->raw_bytes += ev->print->data.len;
-		transcript_feed(t, ev->print->data.data, ev->print->data.len);
+		transcript_print(t, ev->print->data.data, ev->print->data.len);
 		break;
 	case SESSREC__EVENT__BODY_LOST:
 		if (ev->lost)
@@ -1567,6 +1899,7 @@ int transcript_finish(struct transcript *t, const char **text, size_t *len)
 	if (!t || !text || !len)
 		return -EINVAL;
 	if (!t->finished && !t->err) {
+		transcript_miss_flush(t);
 		transcript_flush_point(t, true);
 		transcript_unit_end(t);
 		if (t->over_cmds || t->over_net || t->over_lines || t->over_files)
@@ -1577,8 +1910,6 @@ int transcript_finish(struct transcript *t, const char **text, size_t *len)
 			    " output lines; every command path and destination is listed]\n",
 			    TRANSCRIPT_TEXT_MAX >> 20, t->over_cmds, t->over_net, t->over_files,
 			    t->over_lines);
-		else if (t->over_lines)
-			transcript_put(t, "", 0);
 		transcript_put(t, "", 0);
 		t->finished = true;
 	}
@@ -1605,9 +1936,13 @@ void transcript_free(struct transcript *t)
 	free(t->cells);
 	free(t->line);
 	free(t->text);
+	free(t->wrap.p);
 	free(t->run_first.p);
 	free(t->run_last.p);
 	free(t->head.p);
+	free(t->miss_line.p);
+	free(t->miss_first.p);
+	free(t->miss_paths.p);
 	for (size_t i = 0; i < TRANSCRIPT_TAIL; i++)
 		free(t->tail[i].p);
 	transcript_groups_clear(t);

@@ -744,12 +744,17 @@ def agent(request, _shared, workroot):
 def pytest_collection_modifyitems(session, config, items):
     """Run the modules that share the default agent first, then those with agents of their own."""
     order = {}
+
+    def key(it):
+        mod = getattr(it, "module", None)
+        return mod.__name__ if mod is not None else it.nodeid.split("::")[0]
+
     for i, it in enumerate(items):
-        own = hasattr(it.module, "AGENT_CONFIG") or "agent_factory" in getattr(it, "fixturenames", ())
-        key = it.module.__name__
-        grp, first = order.get(key, (0, i))
-        order[key] = (max(grp, 1 if own else 0), first)
-    items.sort(key=lambda it: order[it.module.__name__])
+        mod = getattr(it, "module", None)
+        own = hasattr(mod, "AGENT_CONFIG") or "agent_factory" in getattr(it, "fixturenames", ())
+        grp, first = order.get(key(it), (0, i))
+        order[key(it)] = (max(grp, 1 if own else 0), first)
+    items.sort(key=lambda it: order[key(it)])
 
 
 @pytest.fixture

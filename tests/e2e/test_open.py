@@ -121,3 +121,22 @@ def test_openat_with_dirfd(agent):
     assert e[0]["return_code"] >= 0 and e[0]["program"] == "python3"
     etc = [x for x in disk(evs, path="/etc") if x["pid"] == py["pid"]]
     assert len(etc) == 1 and etc[0]["flags"] & os.O_DIRECTORY, etc
+
+
+def test_non_utf8_path(agent, tmpdir_world):
+    """Raw bytes in names: replaced byte by byte with U+FFFD in JSON, the audit line stays valid JSON."""
+    m = marker()
+    name = b"bad-\xff\xfe-" + m.encode()
+    path = os.path.join(tmpdir_world.encode(), name)
+    with open(path, "wb") as f:
+        f.write(b"x\n")
+    r = run_session(agent, ["cat", path])
+    assert r.rc == 0 and r.out == b"x\r\n", r
+    evs = agent.wait_recording(r.sid)
+    shown = tmpdir_world + "/bad-\ufffd\ufffd-" + m
+    c = commands(evs)[0]
+    assert c["argv"] == ["cat", shown], c
+    e = only(disk(evs, path=shown), "open of the non-UTF-8 name")
+    assert e["return_code"] >= 0
+    au = [a for a in agent.audit(r.sid) if a["uid"] == e["uid"]]
+    assert len(au) == 1 and au[0]["path"] == shown, au

@@ -1,6 +1,6 @@
 """Recording files: an independent reader of docs/recording-format.md, tamper detection, replay.
 
-This module's agent cuts parts at 4 KiB, so that recordings have several parts.
+This module's agent cuts parts at 4 KiB or every second, so that recordings have several parts.
 """
 import base64
 import hashlib
@@ -13,9 +13,21 @@ import zlib
 
 import pytest
 
-from conftest import SESSREC, check_common, marker, of, print_bytes, run_session, session_env, verify
+from conftest import (
+    SESSREC,
+    Background,
+    check_common,
+    load_events,
+    marker,
+    of,
+    poll,
+    print_bytes,
+    run_session,
+    session_env,
+    verify,
+)
 
-AGENT_CONFIG = {"part_size": 4096}
+AGENT_CONFIG = {"part_size": 4096, "part_interval": 1}
 HDR = struct.Struct(">8sHHIIIIQQ32s32s4s")
 assert HDR.size == 112
 
@@ -245,3 +257,41 @@ def test_print_data_b64_roundtrip(multipart):
         raw = base64.b64decode(e["data_b64"], validate=True)
         assert len(raw) == e["bytes"]
         assert base64.b64encode(raw).decode() == e["data_b64"]
+
+
+def test_open_session_written_as_it_goes(agent):
+    """Parts reach the disk while the session is open (part_interval 1 s): sound, but not final."""
+    m = marker()
+    b = Background(agent, ["sh", "-c", "echo early-%s; read x; echo late" % m])
+    try:
+        path = agent.rec_path(b.sid)
+
+        def has_part():
+            try:
+                with open(path, "rb") as f:
+                    return len(f.read()) > 112
+            except FileNotFoundError:
+                return False
+
+        poll(has_part, 5, what="a first part on disk")
+        v = verify(path)
+        assert v.returncode == 1 and "final" in v.stderr, "an open session's recording is sound but not final: %r" \
+            % v.stderr
+        with open(path, "rb") as f:
+            data = f.read()
+        # every part written so far is sound
+        off, n = 0, 0
+        while off < len(data):
+            (body_size,) = struct.unpack_from(">I", data, off + 24)
+            off, n = off + 112 + body_size, n + 1
+        assert off == len(data), "a part on disk is incomplete"
+        evs = load_events(path, check=False)
+        assert evs and evs[0]["event"] == "session.start" and evs[0]["sid"] == b.sid
+        poll(lambda: ("early-%s\n" % m).encode() in print_bytes(load_events(path, check=False)), 5,
+             what="the early output on disk")
+        r = b.finish(b"go\n")
+    finally:
+        b.kill()
+    assert r.rc == 0
+    evs = agent.wait_recording(b.sid)
+    assert print_bytes(evs) == ("early-%s\nlate\n" % m).encode()

@@ -161,3 +161,13 @@ def test_dev_tty_output_recorded(agent):
     check_prints(evs)
     assert ("via-tty-%s\n" % m).encode() in print_bytes(evs), \
         "output written to /dev/tty is missing from the recording: %r" % print_bytes(evs)
+
+
+def test_input_relayed(agent):
+    """Input goes to the program through the pty; only what programs write is recorded (not the echo)."""
+    r = run_session(agent, ["sh", "-c", "read a; read b; echo \"got:$a:$b\""], input=b"one\ntwo\n")
+    assert r.rc == 0, r
+    assert b"got:one:two\r\n" in r.out, r.out
+    assert b"one\r\n" in r.out.split(b"got:")[0], "the terminal echoes the input: %r" % r.out
+    evs = agent.wait_recording(r.sid)
+    assert print_bytes(evs) == b"got:one:two\n", print_bytes(evs)

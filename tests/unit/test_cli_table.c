@@ -106,10 +106,10 @@ static void test_ls_rows(void **state)
 	s = table_text(&t);
 	assert_string_equal(s,
 			    "SID                                   START                DURATION  "
-			    "USER   LOGIN  NODE   KIND  EXIT  STATUS    LABELS               "
+			    "USER   LOGIN  NODE   KIND  EXIT  STATUS    RISK  LABELS               "
 			    "COMMAND\n"
 			    "5a2c3e4f-1b2d-4c6e-8f90-a1b2c3d4e5f6  2026-11-22 10:13:19  2m05s     "
-			    "alice  root   web-1  ssh   0     complete  env=prod,team=infra  "
+			    "alice  root   web-1  ssh   0     complete  -     env=prod,team=infra  "
 			    "bash -c 'echo '\\''hi there'\\'''\n");
 	free(s);
 	cli_table_free(&t);

@@ -370,8 +370,7 @@ static void test_users_errors(void **state)
 	     "users.alice.traits: expected a mapping of lists"},
 	    {"users:\n  alice:\n    traits:\n      k: {a: b}\n", 4,
 	     "users.alice.traits.k: expected a list of strings"},
-	    {"users:\n  alice:\n    traits:\n      k: [a]\n      k: [b]\n", 5,
-	     "duplicate key"},
+	    {"users:\n  alice:\n    traits:\n      k: [a]\n      k: [b]\n", 5, "duplicate key"},
 	    {"users:\n  alice:\n    roles: [a]\n    roles: [b]\n", 4,
 	     "users.alice: duplicate key 'roles'"},
 	    {"users:\n  alice: ~\n  alice: ~\n", 3, "users: duplicate user 'alice'"},
@@ -413,7 +412,8 @@ static void test_deploy_file(void **state)
 			size_t ind = strspn(p, " ");
 
 			/* "#key" and "  #key" are settings; "# prose" stays a comment */
-			if (p[ind] == '#' && p[ind + 1] && p[ind + 1] != ' ' && p[ind + 1] != '\n') {
+			if (p[ind] == '#' && p[ind + 1] && p[ind + 1] != ' ' &&
+			    p[ind + 1] != '\n') {
 				memcpy(o, p, ind);
 				o += ind;
 				p += ind; /* at the '#', skipped by the loop */
