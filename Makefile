@@ -64,6 +64,7 @@ LIBCLI := $(BUILD)/lib/libcli.a
 LIBCOLLECTOR := $(BUILD)/lib/libcollector.a
 
 BINS := $(BUILD)/bin/sessrec-agent $(BUILD)/bin/sessrec $(BUILD)/bin/sessrec-collector
+PAM_SO := $(BUILD)/lib/pam_sessrec.so
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 BENCH_SRCS := $(wildcard bench/*.c)
@@ -72,14 +73,14 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 .SECONDARY:
 .DELETE_ON_ERROR:
 .PHONY: all deps check unit unit-asan e2e fuzz kmatrix bench vmlinux format format-check clean demo
-all: $(BINS) $(BENCH_BINS)
+all: $(BINS) $(BENCH_BINS) $(PAM_SO)
 
 # ---------------------------------------------------------------- deps
 DEB_PKGS := clang llvm make gcc pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev \
 	protobuf-c-compiler libprotobuf-c-dev libyaml-dev libjansson-dev libssl-dev uuid-dev \
 	libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev libsqlite3-dev libcmocka-dev \
 	python3-pytest libclang-rt-14-dev libvterm-dev iproute2 clang-format util-linux procps curl \
-	asciinema prometheus
+	asciinema prometheus libpam0g-dev openssh-server openssh-client
 deps:
 	@missing=$$(dpkg-query -W -f='$${Package} $${Status}\n' $(DEB_PKGS) 2>/dev/null | \
 		awk '$$NF=="installed"{print $$1}' | sort > $(or $(TMPDIR),/tmp)/.sessrec-have; \
@@ -154,6 +155,23 @@ $(BUILD)/bin/sessrec-collector: $(OBJ)/collector/main.o $(LIBCOLLECTOR) $(LIBSES
 	$(call msg,LD,$@)
 	$(Q)mkdir -p $(dir $@) && $(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The PAM module is loaded into sshd (or login, su...): position-independent objects of
+# its own, only pam_sm_* exported, no sanitizer (it cannot be loaded into an
+# uninstrumented host), undefined symbols refused at link time.
+PAM_OBJS := $(OBJ)/pic/pam/pam_sessrec.o $(OBJ)/pic/lib/frame.o $(OBJ)/pic/lib/util.o \
+	$(OBJ)/pic/gen/agent.pb-c.o
+PAM_CFLAGS = $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(CFLAGS)) -fPIC -fvisibility=hidden
+$(OBJ)/pic/gen/%.o: $(BUILD)/gen/%.c $(PROTO_H)
+	$(call msg,CC,$< (pic))
+	$(Q)mkdir -p $(dir $@) && $(CC) $(PAM_CFLAGS) -Wno-error -c $< -o $@
+$(OBJ)/pic/%.o: %.c $(PROTO_H) | $(BUILD)/.deps-ok
+	$(call msg,CC,$< (pic))
+	$(Q)mkdir -p $(dir $@) && $(CC) $(PAM_CFLAGS) -MMD -MP -c $< -o $@
+$(PAM_SO): $(PAM_OBJS)
+	$(call msg,LD,$@)
+	$(Q)mkdir -p $(dir $@) && $(CC) -shared -fPIC -Wl,-z,defs -Wl,-z,relro,-z,now -o $@.tmp $^ \
+		-lpam -lprotobuf-c -luuid && mv $@.tmp $@
+
 # tests/unit/test_agent_*.c link the agent's modules, test_cli_*.c the CLI's,
 # every other test only lib/.
 TEST_LD = $(CC) $(CFLAGS) $(LDFLAGS) -Itests/unit -o $@ $(filter %.c %.a,$^) $(LDLIBS) -lcmocka
@@ -184,10 +202,24 @@ FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_NAMES))
 FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all -I$(BUILD)/gen -Ilib -Ibpf -Iagent -Icollector $(PKG_CFLAGS)
-FUZZ_DEPS := $(LIB_SRCS) agent/config.c $(COLLECTOR_SRCS) $(PROTO_C)
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DEPS) $(PROTO_H)
-	$(call msg,FUZZ-CC,$@)
-	$(Q)mkdir -p $(dir $@) && $(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_DEPS) $(LDLIBS)
+# Every source compiled once with the fuzzing flags into one archive; each
+# target links only the objects it needs from it.
+FUZZ_OBJ := $(BUILD)/fuzz/obj
+FUZZ_A := $(BUILD)/fuzz/libsessrec-fuzz.a
+FUZZ_SRCS := $(LIB_SRCS) agent/config.c $(COLLECTOR_SRCS)
+$(FUZZ_OBJ)/%.o: %.c $(PROTO_H)
+	$(call msg,FUZZ-CC,$<)
+	$(Q)mkdir -p $(dir $@) && $(CLANG) $(FUZZ_CFLAGS) -c $< -o $@
+$(FUZZ_OBJ)/gen/%.o: $(BUILD)/gen/%.c $(PROTO_H)
+	$(call msg,FUZZ-CC,$<)
+	$(Q)mkdir -p $(dir $@) && $(CLANG) $(FUZZ_CFLAGS) -c $< -o $@
+$(FUZZ_A): $(patsubst %.c,$(FUZZ_OBJ)/%.o,$(FUZZ_SRCS)) \
+		$(patsubst $(BUILD)/gen/%.c,$(FUZZ_OBJ)/gen/%.o,$(PROTO_C))
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_A)
+	$(call msg,FUZZ-LD,$@)
+	$(Q)mkdir -p $(dir $@) && $(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_A) $(LDLIBS)
 
 fuzz: $(FUZZ_BINS)
 	@for n in $(FUZZ_NAMES); do \
@@ -223,6 +255,7 @@ kmatrix: all
 
 bench: all
 	$(Q)$(PYTHON) bench/run.py --build $(abspath $(BUILD))
+	$(Q)$(PYTHON) bench/collector_bench.py --build $(abspath $(BUILD))
 
 FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null | grep -v '^vmlinux/')
 format:

@@ -208,8 +208,9 @@ struct agent_session {
 	char sid[40];
 	uint64_t cgid;
 	char cgroup_dir[PATH_MAX];
-	int events_fd; /* cgroup.events, for "populated 0" */
-	int client_fd; /* the launcher's connection, -1 once gone */
+	int events_fd;	    /* cgroup.events, for "populated 0" */
+	int client_fd;	    /* the launcher's connection, -1 once gone */
+	uid_t launcher_uid; /* who opened it (SO_PEERCRED): may also Close it */
 	struct rec_writer *w;
 	uint64_t next_ei;
 	uint64_t next_ci;

@@ -259,14 +259,31 @@ static void api_open(struct agent *a, int fd, const Sessrec__Agent__OpenRequest 
 	api_reply(fd, 0, "", s->sid, s->cgroup_dir);
 }
 
+/*
+ * A Close comes on the connection that opened the session (sessrec run), or
+ * on a new one from root or from the uid that opened it: pam_sessrec opens in
+ * pam_open_session and closes in pam_close_session, with no connection kept
+ * in between (PAM calls may even come from different processes). Anyone else
+ * is told the same as for an unknown sid, so that sids of others are not
+ * confirmed. Close only records the exit status and lets the session end as
+ * soon as its cgroup is empty; it never ends a session that still runs.
+ */
 static void api_close(struct agent *a, int fd, const Sessrec__Agent__CloseRequest *req)
 {
 	struct agent_session *s = agent_session_find_sid(a, req->sid ? req->sid : "");
+	struct ucred cr = {.pid = 0};
+	socklen_t len = sizeof(cr);
+	bool ok = s && s->client_fd == fd;
 
-	if (!s || s->client_fd != fd) {
-		api_reply(fd, ENOENT, "no such session on this connection", NULL, NULL);
+	if (s && !ok && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0)
+		ok = cr.uid == 0 || cr.uid == s->launcher_uid;
+	if (!ok) {
+		api_reply(fd, ENOENT, "no such session of yours", NULL, NULL);
 		return;
 	}
+	if (s->client_fd != fd)
+		log_debug("session %s: Close from pid %d (uid %u) on another connection", s->sid,
+			  cr.pid, cr.uid);
 	s->exit_code = req->exit_code;
 	s->closing = true;
 	api_reply(fd, 0, "", s->sid, NULL);

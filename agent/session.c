@@ -243,6 +243,7 @@ int agent_session_open(struct agent *a, int client_fd, const void *request,
 		return -ENOMEM;
 	s->events_fd = -1;
 	s->client_fd = client_fd;
+	s->launcher_uid = peer->uid;
 	s->exit_code = -1;
 	util_uuid(s->sid);
 	s->user = session_strdup(req->user);
@@ -737,6 +738,7 @@ int agent_session_restore(struct agent *a, const char *sid, bool stream, struct 
 	s->cols = st->cols;
 	s->rows = st->rows;
 	s->cgid = st->cgroup_id;
+	s->launcher_uid = st->launcher_uid;
 	s->start_ns = start->time_ns;
 	s->last_ns = last;
 	s->last_flush_ns = util_now_ns();

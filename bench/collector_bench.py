@@ -13,7 +13,11 @@ sessrec-collector benchmark (part of `make bench`). Standard library only; needs
     (tests/e2e/collector/recfmt.py): every session is completed afterwards and one is
     checked with `sessrec verify`, so a mistake in the document shows up as a failed run.
     The baseline is the disk itself: `dd if=/dev/zero bs=1M conv=fsync` into the same
-    directory, measured in the same run; "of disk" is ingest / dd.
+    directory, measured in the same run; "of disk" is ingest / dd. Shown beside it: the CPU
+    time the collector and the uploaders spent per GiB, and how busy the whole machine was
+    (on a small shared machine the collector's CPU cost is what bounds the figure). The
+    collector's default summary policy is removed first (`sessrec rm policy default`), so
+    that summaries of one run's sessions do not run during the next.
 
 (2) `ls` latency: an index of 100k sessions is built straight into the collector's SQLite
     index.db (its own schema: the collector creates it at first start; rows are inserted
@@ -106,6 +110,13 @@ def proc_cpu(pid):
         s = f.read()
     fields = s[s.rindex(")") + 2:].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_times():
+    """(all jiffies, idle + iowait jiffies) of the machine."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v[:8]), v[3] + v[4]
 
 
 def pct(xs, q):
@@ -237,8 +248,9 @@ class Workload:
         text = terminal_text(CHUNK * 64, 1)
         self.t0 = 1_795_000_000 * 10**9
         # events 1.. of the session: print events; ei and times as a session would have them
-        self.bodies = []  # (body, records count, first_ei) for parts 1..n-1 (the last one final)
-        ei, ms, off, ci = 1 + per_part, 0, 0, 0
+        # parts 1..n-1 (the last one final): (body, events, first_ei, raw size, body SHA-256)
+        self.bodies = []
+        ei, off, ci = 1 + per_part, 0, 0
         self.p0_records = []
         for _ in range(per_part):
             chunk = text[(ci % 64) * CHUNK:(ci % 64 + 1) * CHUNK]
@@ -316,12 +328,18 @@ def upload_run(col, wl, uploaders, sessions_each):
     for t in threads:
         t.start()
     cpu0 = proc_cpu(col.proc.pid)
+    me0 = os.times()
+    sys0 = cpu_times()
     go.wait()
     t0 = time.perf_counter()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - t0
     cpu = proc_cpu(col.proc.pid) - cpu0
+    me1 = os.times()
+    sys1 = cpu_times()
+    client_cpu = (me1.user - me0.user) + (me1.system - me0.system)
+    busy = 1 - (sys1[1] - sys0[1]) / (sys1[0] - sys0[0]) if sys1[0] > sys0[0] else 0
     for c in conns:
         c.close()
     if errors:
@@ -330,7 +348,8 @@ def upload_run(col, wl, uploaders, sessions_each):
     return {
         "uploaders": uploaders, "bytes": total, "seconds": elapsed, "mbs": total / MIB / elapsed,
         "parts": len(lat), "put_ms_p50": 1000 * statistics.median(lat), "put_ms_p99": 1000 * pct(lat, 0.99),
-        "collector_cpu_s": cpu, "sids": [sid for j in jobs for sid, _ in j],
+        "collector_cpu_s": cpu, "client_cpu_s": client_cpu, "machine_busy": busy,
+        "sids": [sid for j in jobs for sid, _ in j],
         "raw_mbs": uploaders * sessions_each * wl.raw_per_session / MIB / elapsed,
     }
 
@@ -348,6 +367,20 @@ def complete_all(col, sids, parts):
             raise BenchError("complete %s: %d %s" % (sid, r.status, body[:300]))
     c.close()
     return time.perf_counter() - t
+
+
+def summaries_off(build, col):
+    """Remove the default summary policy, so that summaries of the uploaded sessions do not run
+    beside the next measurement. False when it could not be removed (then they do)."""
+    tok = col.token("bench-editor", "editor")
+    env = dict(os.environ, SESSREC_URL="https://127.0.0.1:%d" % col.port, SESSREC_TOKEN=tok,
+               SESSREC_CA=os.path.join(col.pki, "ca.crt"), HOME="/nonexistent")
+    p = subprocess.run([os.path.join(build, "bin", "sessrec"), "rm", "policy", "default"], capture_output=True,
+                       text=True, env=env, timeout=60)
+    if p.returncode:
+        log("automatic summaries stay on (sessrec rm policy default: %s)" % p.stderr.strip())
+        return False
+    return True
 
 
 def dd_baseline(d, mib):
@@ -509,6 +542,7 @@ def main():
         col = Collector(build, root, "ingest", pki)
         cols.append(col)
         col.start()
+        res["summaries_off"] = summaries_off(build, col)
         res["ingest"] = []
         for name, part_raw, parts in profiles:
             log("generating recordings: %s (%d parts of %d KiB inflated)" % (name, parts, part_raw >> 10))
@@ -528,6 +562,8 @@ def main():
                     "mbs_runs": [x["mbs"] for x in runs], "raw_mbs_median": med["raw_mbs"],
                     "put_ms_p50": med["put_ms_p50"], "put_ms_p99": med["put_ms_p99"],
                     "collector_cpu_s_per_gib": med["collector_cpu_s"] / (med["bytes"] / (1 << 30)),
+                    "client_cpu_s_per_gib": med["client_cpu_s"] / (med["bytes"] / (1 << 30)),
+                    "machine_busy": med["machine_busy"],
                     "complete_s_per_session": med["complete_s"] / u,
                 })
             # the recordings are sound: the C reader checks one through the API
@@ -620,9 +656,12 @@ def report(res):
     if dd:
         print("  disk baseline: dd bs=1M conv=fsync %.0f MB/s" % dd)
     for r in res.get("ingest", []):
-        print("  %s, %d uploaders: collector CPU %.1f s per GiB; complete %.2f s per session; runs %s" % (
-            r["profile"], r["uploaders"], r["collector_cpu_s_per_gib"], r["complete_s_per_session"],
-            " ".join("%.0f" % x for x in r["mbs_runs"])))
+        print("  %s, %d uploaders: CPU per GiB: collector %.1f s, uploaders %.1f s; machine %.0f%% busy;"
+              " complete %.2f s/session; runs %s" % (
+                  r["profile"], r["uploaders"], r["collector_cpu_s_per_gib"], r["client_cpu_s_per_gib"],
+                  100 * r["machine_busy"], r["complete_s_per_session"], " ".join("%.0f" % x for x in r["mbs_runs"])))
+    if res.get("summaries_off") is not None:
+        print("  (automatic summaries %s during the runs)" % ("off" if res["summaries_off"] else "ON"))
     if res.get("ls"):
         print()
         print("sessrec-collector: GET /v1/sessions?...&limit=100 over %d sessions (keep-alive HTTPS; target <= %.0f ms)"

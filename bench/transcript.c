@@ -8,7 +8,8 @@
  * PATH is a recording (.rec); a DIR is searched for *.rec (not recursively).
  * Without arguments: $SESSREC_BENCH_RECORDINGS, else build/bench/recordings
  * (where bench/sessions/make.sh puts them). Prints a table, or with --json one
- * JSON object; --show prints each transcript to stderr. Exit status: 0 when
+ * JSON object; --show prints each transcript to stderr, --summary the built-in
+ * summarizer's verdict on each recording (also to stderr). Exit status: 0 when
  * every recording was read (whether or not the target was met), 1 when one
  * could not be, 2 on a bad command line.
  */
@@ -124,14 +125,31 @@ static char *bench_tx_name(const Sessrec__SessionStart *st, const char *path)
 	return strdup(base ? base + 1 : path);
 }
 
-static int bench_tx_one(const char *path, bool show, struct bench_tx_result *r)
+/* The built-in summarizer's verdict, to stderr. */
+static int bench_tx_summary(const char *path, const Sessrec__Event *const *ev, size_t n)
+{
+	struct summary s;
+	int err = summary_builtin(ev, n, &s);
+
+	if (err)
+		return err;
+	fprintf(stderr, "==== summary of %s\ntitle: %s\nshort: %s\nrisk: %s %u/100%s\n%s", path,
+		s.title, s.short_description, summary_risk_name(s.risk_level), s.risk_score,
+		s.needs_review ? ", needs review" : "", s.detailed_description);
+	for (size_t i = 0; i < s.n_commands_of_interest; i++)
+		fprintf(stderr, "command of interest: %s\n", s.commands_of_interest[i]);
+	summary_clear(&s);
+	return 0;
+}
+
+static int bench_tx_one(const char *path, bool show, bool summarize, struct bench_tx_result *r)
 {
 	struct rec_reader *rd = NULL;
 	struct transcript *t = NULL;
 	struct bench_tx_set cmds = {0}, dests = {0};
-	Sessrec__Event *ev = NULL;
+	Sessrec__Event *ev = NULL, **all = NULL;
 	const char *text;
-	size_t len;
+	size_t len, n_all = 0, cap_all = 0;
 	double t0, busy = 0;
 	int err;
 
@@ -171,6 +189,21 @@ static int bench_tx_one(const char *path, bool show, struct bench_tx_result *r)
 			err = transcript_add(t, ev);
 			busy += bench_tx_now_ms() - t0;
 		}
+		if (!err && summarize) {
+			if (n_all == cap_all) {
+				size_t cap = cap_all ? cap_all * 2 : 1024;
+				Sessrec__Event **na = realloc(all, cap * sizeof(*na));
+
+				if (!na)
+					err = -ENOMEM;
+				else
+					all = na, cap_all = cap;
+			}
+			if (!err) {
+				all[n_all++] = ev;
+				ev = NULL;
+			}
+		}
 		sessrec__event__free_unpacked(ev, NULL);
 		ev = NULL;
 		if (err)
@@ -188,6 +221,11 @@ static int bench_tx_one(const char *path, bool show, struct bench_tx_result *r)
 		goto out;
 	if (show)
 		fprintf(stderr, "==== %s\n%s==== end of %s\n", path, text, path);
+	if (summarize) {
+		err = bench_tx_summary(path, (const Sessrec__Event *const *)all, n_all);
+		if (err)
+			goto out;
+	}
 	r->raw = transcript_raw_bytes(t);
 	r->text = len;
 	r->ratio = len ? (double)r->raw / (double)len : 0;
@@ -209,12 +247,22 @@ static int bench_tx_one(const char *path, bool show, struct bench_tx_result *r)
 	if (!r->name)
 		r->name = bench_tx_name(NULL, path);
 out:
+	for (size_t i = 0; i < n_all; i++)
+		sessrec__event__free_unpacked(all[i], NULL);
+	free(all);
 	bench_tx_set_free(&cmds);
 	bench_tx_set_free(&dests);
 	transcript_free(t);
 	rec_reader_close(rd);
 	r->err = err;
 	return err;
+}
+
+static int bench_tx_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
 }
 
 static int bench_tx_cmp(const void *a, const void *b)
@@ -261,11 +309,11 @@ static int bench_tx_collect(char **args, int n, struct bench_tx_set *out)
 	return err;
 }
 
-static void bench_tx_table(const struct bench_tx_result *r, size_t n, double avg, double all,
-			   double target)
+static void bench_tx_table(const struct bench_tx_result *r, size_t n, double avg, double med,
+			   double all, double target)
 {
-	printf("%-16s %12s %11s %8s %12s %13s %9s\n", "session", "raw bytes", "transcript",
-	       "ratio", "commands", "destinations", "ms");
+	printf("%-16s %12s %11s %8s %12s %13s %9s\n", "session", "raw bytes", "transcript", "ratio",
+	       "commands", "destinations", "ms");
 	for (size_t i = 0; i < n; i++) {
 		char c[32], d[32];
 
@@ -281,12 +329,13 @@ static void bench_tx_table(const struct bench_tx_result *r, size_t n, double avg
 		       r[i].first_missing ? "  missing: " : "",
 		       r[i].first_missing ? r[i].first_missing : "");
 	}
-	printf("average ratio %.1fx (target >= %.1fx: %s); all sessions together %.1fx\n", avg,
-	       target, avg >= target ? "met" : "NOT met", all);
+	printf("average ratio %.1fx (target >= %.1fx: %s); median %.1fx; all sessions together "
+	       "%.1fx\n",
+	       avg, target, avg >= target ? "met" : "NOT met", med, all);
 }
 
-static int bench_tx_json(const struct bench_tx_result *r, size_t n, double avg, double all,
-			 double target, bool covered)
+static int bench_tx_json(const struct bench_tx_result *r, size_t n, double avg, double med,
+			 double all, double target, bool covered)
 {
 	json_t *root = json_object(), *arr = json_array();
 	int err = -ENOMEM;
@@ -298,11 +347,11 @@ static int bench_tx_json(const struct bench_tx_result *r, size_t n, double avg, 
 		    "{s:s, s:s, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:f, s:b, s:s?, s:s?}",
 		    "name", r[i].name ? r[i].name : "", "path", r[i].path, "raw_bytes",
 		    (json_int_t)r[i].raw, "transcript_bytes", (json_int_t)r[i].text, "ratio",
-		    r[i].ratio, "events", (json_int_t)r[i].events, "commands", (json_int_t)r[i].cmds,
-		    "commands_kept", (json_int_t)r[i].cmds_kept, "destinations",
-		    (json_int_t)r[i].dests, "destinations_kept", (json_int_t)r[i].dests_kept, "ms",
-		    r[i].ms, "ok", r[i].err == 0, "missing", r[i].first_missing, "error",
-		    r[i].err ? strerror(-r[i].err) : NULL);
+		    r[i].ratio, "events", (json_int_t)r[i].events, "commands",
+		    (json_int_t)r[i].cmds, "commands_kept", (json_int_t)r[i].cmds_kept,
+		    "destinations", (json_int_t)r[i].dests, "destinations_kept",
+		    (json_int_t)r[i].dests_kept, "ms", r[i].ms, "ok", r[i].err == 0, "missing",
+		    r[i].first_missing, "error", r[i].err ? strerror(-r[i].err) : NULL);
 
 		if (!o || json_array_append_new(arr, o))
 			goto out;
@@ -313,6 +362,7 @@ static int bench_tx_json(const struct bench_tx_result *r, size_t n, double avg, 
 	}
 	arr = NULL;
 	if (json_object_set_new(root, "average_ratio", json_real(avg)) ||
+	    json_object_set_new(root, "median_ratio", json_real(med)) ||
 	    json_object_set_new(root, "overall_ratio", json_real(all)) ||
 	    json_object_set_new(root, "target_ratio", json_real(target)) ||
 	    json_object_set_new(root, "target_met", json_boolean(avg >= target)) ||
@@ -330,28 +380,29 @@ out:
 
 static void bench_tx_usage(FILE *f)
 {
-	fprintf(f, "Usage: transcript [--json] [--show] [--target X] [RECORDING|DIR ...]\n"
-		   "Transcript size against raw terminal bytes, per recording; without\n"
-		   "arguments, the recordings in $SESSREC_BENCH_RECORDINGS or " BENCH_TX_DEFAULT_DIR
-		   ".\n");
+	fprintf(f,
+		"Usage: transcript [--json] [--show] [--summary] [--target X] [RECORDING|DIR ...]\n"
+		"Transcript size against raw terminal bytes, per recording; without\n"
+		"arguments, the recordings in $SESSREC_BENCH_RECORDINGS or " BENCH_TX_DEFAULT_DIR
+		".\n");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"json", no_argument, NULL, 'j'},	      {"show", no_argument, NULL, 's'},
-	    {"target", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	    {"json", no_argument, NULL, 'j'},	 {"show", no_argument, NULL, 's'},
+	    {"summary", no_argument, NULL, 'S'}, {"target", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},	 {NULL, 0, NULL, 0},
 	};
 	struct bench_tx_set paths = {0};
 	struct bench_tx_result *res = NULL;
-	bool json = false, show = false, covered = true;
-	double target = BENCH_TX_TARGET, sum = 0, avg = 0, all = 0;
+	bool json = false, show = false, summarize = false, covered = true;
+	double target = BENCH_TX_TARGET, sum = 0, avg = 0, med = 0, all = 0, *ratios = NULL;
 	uint64_t raw = 0, text = 0;
 	size_t ok = 0;
 	int c, rc = 1, err;
 
-	while ((c = getopt_long(argc, argv, "jst:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jsSt:h", opts, NULL)) != -1) {
 		char *end;
 
 		switch (c) {
@@ -360,6 +411,9 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			show = true;
+			break;
+		case 'S':
+			summarize = true;
 			break;
 		case 't':
 			target = strtod(optarg, &end);
@@ -387,32 +441,38 @@ int main(int argc, char **argv)
 	if (err)
 		goto out;
 	if (!paths.n) {
-		fprintf(stderr, "transcript: no recordings (make them with bench/sessions/make.sh)\n");
+		fprintf(stderr,
+			"transcript: no recordings (make them with bench/sessions/make.sh)\n");
 		goto out;
 	}
 	res = calloc(paths.n, sizeof(*res));
-	if (!res)
+	ratios = calloc(paths.n, sizeof(*ratios));
+	if (!res || !ratios)
 		goto out;
 	rc = 0;
 	for (size_t i = 0; i < paths.n; i++) {
-		if (bench_tx_one(paths.v[i], show, &res[i])) {
+		if (bench_tx_one(paths.v[i], show, summarize, &res[i])) {
 			rc = 1;
 			continue;
 		}
 		ok++;
 		sum += res[i].ratio;
+		ratios[ok - 1] = res[i].ratio;
 		raw += res[i].raw;
 		text += res[i].text;
 		if (res[i].cmds_kept != res[i].cmds || res[i].dests_kept != res[i].dests)
 			covered = false;
 	}
 	avg = ok ? sum / (double)ok : 0;
+	/* the median: one very compressible session does not carry the others */
+	qsort(ratios, ok, sizeof(*ratios), bench_tx_cmp_double);
+	med = !ok ? 0 : ok % 2 ? ratios[ok / 2] : (ratios[ok / 2 - 1] + ratios[ok / 2]) / 2;
 	all = text ? (double)raw / (double)text : 0;
 	if (json) {
-		if (bench_tx_json(res, paths.n, avg, all, target, covered))
+		if (bench_tx_json(res, paths.n, avg, med, all, target, covered))
 			rc = 1;
 	} else {
-		bench_tx_table(res, paths.n, avg, all, target);
+		bench_tx_table(res, paths.n, avg, med, all, target);
 		printf("every command path and destination kept: %s\n", covered ? "yes" : "NO");
 	}
 out:
@@ -422,6 +482,7 @@ out:
 		free(res[i].first_missing);
 	}
 	free(res);
+	free(ratios);
 	bench_tx_set_free(&paths);
 	return rc;
 }

@@ -11,6 +11,7 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -1098,6 +1099,32 @@ static void http_free(struct collector_http *h)
 	free(h);
 }
 
+/*
+ * Percent-decoding of the URL and query arguments. A decoded NUL would cut
+ * the C string libmicrohttpd hands us ("<sid>%00junk" reading as "<sid>"), so
+ * it becomes DEL instead, which no id, number or name accepts.
+ */
+static size_t http_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	char *r = s, *w = s;
+
+	(void)cls;
+	(void)c;
+	while (*r) {
+		unsigned int v;
+
+		if (r[0] == '%' && isxdigit((unsigned char)r[1]) && isxdigit((unsigned char)r[2]) &&
+		    sscanf(r + 1, "%2x", &v) == 1) {
+			*w++ = v ? (char)v : '\x7f';
+			r += 3;
+		} else {
+			*w++ = *r++;
+		}
+	}
+	*w = '\0';
+	return (size_t)(w - s);
+}
+
 int collector_http_start(struct collector_http **out, const struct collector_config *cfg,
 			 struct store *st, const struct store_ops *ops, struct summarizer *sum)
 {
@@ -1124,6 +1151,7 @@ int collector_http_start(struct collector_http **out, const struct collector_con
 		flags |= MHD_USE_IPv6;
 	/* First, so that MHD's own complaints about the rest go to our log too. */
 	opt[i++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)http_mhd_log, h};
+	opt[i++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)http_unescape, NULL};
 	opt[i++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
 	opt[i++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, NULL};
 	opt[i++] =

@@ -12,6 +12,17 @@
  * again only when it changed; the hashes move with the rows when the screen
  * scrolls (moverect).
  *
+ * Long lines the terminal wrapped are joined again where the rows come in
+ * order (scrolling text, a screen nobody addressed the cursor on).
+ *
+ * Events are lines of their own: "[pid] exec PATH ARGS | rc=N" for every exec
+ * (with the interpreter of a script, the argv[0] of busybox applets and login
+ * shells; a long argument a wrapper passes on is referred to, not repeated;
+ * the failed attempts of a PATH search (env, execvp) fold into the exec that
+ * found the program), "[net] PROG → ADDR:PORT PROTO (ok|refused|...)",
+ * "[read]"/"[write] PATH (PROG)", "[N bytes of output lost]", a time mark
+ * "[+5m02s]" after a pause of a minute, and "[end] ..." with the exit status.
+ *
  * The text is then made smaller without losing what a reviewer needs:
  *   - runs of lines that differ only in their digits keep the first and last
  *     line and a count; runs of identical lines become one line and "[×N]";
@@ -20,10 +31,13 @@
  *     that mention errors, failures, denials and the like;
  *   - a command that runs again and again with the same output (a loop) is
  *     written once with "… ×N";
- *   - file opens: library, locale and other noise reads are dropped, other
- *     reads and writes are counted per directory and program, and every
- *     sensitive path (credentials, shadow, sudoers, and writes to accounts,
- *     history and persistence files) is written out one by one.
+ *   - file opens: library, locale and other noise reads, directory listings,
+ *     failed lookups and reads of the files named on the command line are
+ *     dropped; other reads and writes are listed, or counted per directory
+ *     and program past TRANSCRIPT_GROUP_LIST files (a repository's .git/ and
+ *     package trees count as one directory); every sensitive path
+ *     (transcript_file_kind: credentials, shadow, sudoers, and writes to
+ *     accounts, history and persistence files) is written out one by one.
  * Every command path, network destination and sensitive path stays in the
  * text, even past TRANSCRIPT_TEXT_MAX, where only what is new is added.
  */
@@ -36,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <vterm.h>
 
@@ -56,10 +71,10 @@
 #define TRANSCRIPT_TEXT_MAX	(32u << 20) /* past this, only new paths and destinations */
 #define TRANSCRIPT_SEEN_MAX	(1u << 20)  /* entries of the "already written" set */
 #define TRANSCRIPT_UNIT_CMP_MAX (64u << 10) /* largest command + output compared for repeats */
-#define TRANSCRIPT_LONG_ARG	64	     /* arguments this long are not repeated ... */
-#define TRANSCRIPT_RECENT	16	     /* ... from this many recent ones */
-#define TRANSCRIPT_MISSES_MAX	2048	     /* bytes of paths a PATH search tried */
-#define TRANSCRIPT_WRAP_MAX	(64u << 10)  /* a long line is joined up to this size */
+#define TRANSCRIPT_LONG_ARG	128	    /* arguments this long are not repeated ... */
+#define TRANSCRIPT_RECENT	16	    /* ... from this many recent ones */
+#define TRANSCRIPT_MISSES_MAX	2048	    /* bytes of paths a PATH search tried */
+#define TRANSCRIPT_WRAP_MAX	(64u << 10) /* a long line is joined up to this size */
 #define TRANSCRIPT_GAP_NS	(60LL * 1000000000LL) /* a pause worth a time mark */
 #define TRANSCRIPT_FNV_BASIS	0xcbf29ce484222325ULL
 #define TRANSCRIPT_FNV_PRIME	0x100000001b3ULL
@@ -77,6 +92,12 @@ struct transcript_row {
 	bool dirty;    /* changed on screen since it was last looked at */
 };
 
+/* A set of 64-bit hashes (open addressing; 0 is a free slot). */
+struct transcript_set {
+	uint64_t *v;
+	size_t n, cap;
+};
+
 /* A long argument written on a recent command line. */
 struct transcript_recent {
 	uint64_t hash;
@@ -89,7 +110,7 @@ struct transcript_group {
 	uint64_t key;
 	char op; /* 'r' read, 'w' write */
 	bool sensitive;
-	int rc;	     /* 0, or the errno of a failed open */
+	int rc; /* 0, or the errno of a failed open */
 	char *prog;
 	char *where; /* directory (with a trailing '/'), or the sensitive path */
 	char *paths[TRANSCRIPT_GROUP_LIST];
@@ -107,7 +128,7 @@ struct transcript {
 	VTermScreenCell *cells;
 	char *line; /* one row of text */
 	size_t line_cap;
-	bool line_full; /* it reached the last column */
+	bool line_full;		    /* it reached the last column */
 	struct transcript_str wrap; /* rows of a long line, joined */
 	bool wrap_on;
 	int wrap_row; /* the row that would continue it in a flush pass */
@@ -116,7 +137,8 @@ struct transcript {
 	size_t u8_len, u8_need;
 	/* escape sequences that make the screen lose text */
 	int esc;
-	bool scan_alt; /* the alternate screen is on, as far as the bytes fed so far go */
+	bool scan_alt;	/* the alternate screen is on, as far as the bytes fed so far go */
+	bool addressed; /* the cursor was positioned since the last pass over the screen */
 	char csi[24];
 	size_t csi_len;
 
@@ -143,7 +165,8 @@ struct transcript {
 	/* files opened in this stretch */
 	struct transcript_group *groups;
 	size_t n_groups, cap_groups;
-	uint64_t groups_more; /* file events past TRANSCRIPT_GROUPS plain groups */
+	uint64_t groups_more;	     /* file events past TRANSCRIPT_GROUPS plain groups */
+	struct transcript_set files; /* (group, path) pairs counted */
 
 	/* a command repeated with the same output */
 	size_t unit_start, prev_start, prev_end;
@@ -152,6 +175,9 @@ struct transcript {
 	/* long arguments on recent command lines */
 	struct transcript_recent recent[TRANSCRIPT_RECENT];
 	size_t recent_next;
+	/* the arguments of the last command, NUL-separated */
+	struct transcript_str args;
+	uint32_t args_pid;
 	/* a PATH search in progress: failed execs of one name, argv and process */
 	bool miss;
 	uint32_t miss_pid;
@@ -168,8 +194,7 @@ struct transcript {
 	uint64_t ev_n;
 
 	/* past TRANSCRIPT_TEXT_MAX */
-	uint64_t *seen;
-	size_t seen_n, seen_cap;
+	struct transcript_set seen;
 	uint64_t over_cmds, over_net, over_lines, over_files;
 };
 
@@ -307,7 +332,8 @@ static void transcript_duration(int64_t ns, char *out, size_t len)
 	else if (s >= 60)
 		snprintf(out, len, "%" PRId64 "m%02" PRId64 "s", s / 60, s % 60);
 	else
-		snprintf(out, len, "%" PRId64 ".%" PRId64 "s", s, (int64_t)((ns / 100000000LL) % 10));
+		snprintf(out, len, "%" PRId64 ".%" PRId64 "s", s,
+			 (int64_t)((ns / 100000000LL) % 10));
 }
 
 static const char *transcript_errname(int rc, char *buf, size_t len)
@@ -323,8 +349,8 @@ static const char *transcript_errname(int rc, char *buf, size_t len)
 /* ------------------------------------------------------------ file kinds */
 
 static const char *const transcript_history_names[] = {
-    ".bash_history", ".zsh_history",   ".sh_history",	  ".history",
-    ".ash_history",  ".ksh_history",   ".python_history", ".mysql_history",
+    ".bash_history", ".zsh_history",	".sh_history",	      ".history",
+    ".ash_history",  ".ksh_history",	".python_history",    ".mysql_history",
     ".psql_history", ".sqlite_history", ".node_repl_history", NULL,
 };
 
@@ -374,12 +400,8 @@ static bool transcript_is_credential(const char *path)
 	    NULL,
 	};
 	static const char *const prefixes[] = {
-	    "/etc/kubernetes/admin.conf",
-	    "/etc/kubernetes/pki/",
-	    "/run/secrets/",
-	    "/var/run/secrets/",
-	    "/etc/ssl/private/",
-	    NULL,
+	    "/etc/kubernetes/admin.conf", "/etc/kubernetes/pki/", "/run/secrets/",
+	    "/var/run/secrets/",	  "/etc/ssl/private/",	  NULL,
 	};
 	const char *base = transcript_base(path), *ssh;
 
@@ -409,6 +431,8 @@ static bool transcript_is_noise(const char *path)
 	    "/usr/lib64/",
 	    "/usr/libx32/",
 	    "/usr/libexec/",
+	    "/usr/include/",
+	    "/usr/local/include/",
 	    "/usr/local/lib/",
 	    "/usr/share/locale/",
 	    "/usr/share/i18n/",
@@ -425,6 +449,7 @@ static bool transcript_is_noise(const char *path)
 	    "/usr/share/perl",
 	    "/usr/share/python",
 	    "/etc/ld.so.",
+	    "/etc/gitconfig",
 	    "/etc/ssl/",
 	    "/etc/ca-certificates",
 	    "/etc/locale.",
@@ -460,8 +485,8 @@ static bool transcript_is_noise(const char *path)
 	    NULL,
 	};
 	static const char *const bases[] = {
-	    ".bashrc", ".bash_profile", ".profile", ".bash_logout", ".inputrc", ".terminfo",
-	    ".bash_aliases", NULL,
+	    ".bashrc",	".bash_profile", ".profile",	  ".bash_logout",
+	    ".inputrc", ".terminfo",	 ".bash_aliases", NULL,
 	};
 
 	return transcript_any_prefix(path, prefixes) || transcript_in_list(path, exact) ||
@@ -472,19 +497,25 @@ static bool transcript_is_noise(const char *path)
 static bool transcript_is_persistence(const char *path)
 {
 	static const char *const prefixes[] = {
-	    "/etc/cron",	     "/var/spool/cron/",     "/etc/systemd/",
-	    "/lib/systemd/system/",  "/usr/lib/systemd/",    "/etc/init.d/",
-	    "/etc/rc.local",	     "/etc/ld.so.preload",   "/etc/profile",
-	    "/etc/bash.bashrc",	     "/etc/environment",     "/etc/update-motd.d/",
-	    "/etc/xdg/autostart/",   "/etc/modules-load.d/", "/etc/udev/rules.d/",
-	    "/etc/anacrontab",	     "/var/spool/at",	     NULL,
+	    "/etc/cron",	   "/var/spool/cron/",
+	    "/etc/systemd/",	   "/lib/systemd/system/",
+	    "/usr/lib/systemd/",   "/etc/init.d/",
+	    "/etc/rc.local",	   "/etc/ld.so.preload",
+	    "/etc/profile",	   "/etc/bash.bashrc",
+	    "/etc/environment",	   "/etc/update-motd.d/",
+	    "/etc/xdg/autostart/", "/etc/modules-load.d/",
+	    "/etc/udev/rules.d/",  "/etc/anacrontab",
+	    "/var/spool/at",	   NULL,
 	};
 	static const char *const contains[] = {
-	    "/.ssh/authorized_keys", "/.config/systemd/user/", "/.config/autostart/", NULL,
+	    "/.ssh/authorized_keys",
+	    "/.config/systemd/user/",
+	    "/.config/autostart/",
+	    NULL,
 	};
 	static const char *const bases[] = {
-	    ".bashrc", ".bash_profile", ".profile", ".bash_login", ".bash_logout", ".zshrc",
-	    ".zprofile", ".zshenv", ".bash_aliases", NULL,
+	    ".bashrc", ".bash_profile", ".profile", ".bash_login",   ".bash_logout",
+	    ".zshrc",  ".zprofile",	".zshenv",  ".bash_aliases", NULL,
 	};
 
 	if (transcript_any_prefix(path, prefixes) ||
@@ -499,15 +530,15 @@ static bool transcript_is_persistence(const char *path)
 enum transcript_file_kind transcript_file_kind(const char *path, bool write)
 {
 	static const char *const shadow[] = {
-	    "/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-",
-	    "/etc/security/opasswd", NULL,
+	    "/etc/shadow",   "/etc/gshadow",	      "/etc/shadow-",
+	    "/etc/gshadow-", "/etc/security/opasswd", NULL,
 	};
 	static const char *const accounts[] = {
-	    "/etc/passwd", "/etc/group", "/etc/passwd-", "/etc/group-",
+	    "/etc/passwd", "/etc/group",  "/etc/passwd-",    "/etc/group-",
 	    "/etc/subuid", "/etc/subgid", "/etc/login.defs", NULL,
 	};
 	static const char *const quiet_writes[] = {
-	    "/dev/null", "/dev/tty", "/dev/pts/", "/dev/ptmx", "/dev/std", "/dev/fd/",
+	    "/dev/null",      "/dev/tty",  "/dev/pts/",	   "/dev/ptmx",	  "/dev/std", "/dev/fd/",
 	    "/proc/self/fd/", "/dev/zero", "/dev/urandom", "/dev/random", NULL,
 	};
 
@@ -690,43 +721,63 @@ static void transcript_printf(struct transcript *t, const char *fmt, ...)
 		free(p);
 }
 
-/* Remember a path, destination, ... as written; true when it was new. */
-static bool transcript_seen_add(struct transcript *t, uint64_t h)
+/* Add a hash to a set; true when it was not there (or the set is full: then all is new). */
+static bool transcript_set_add(struct transcript *t, struct transcript_set *set, uint64_t h)
 {
 	size_t i;
 
 	if (!h)
 		h = 1; /* 0 marks a free slot */
-	if (t->seen_n * 2 >= t->seen_cap) {
-		size_t cap = t->seen_cap ? t->seen_cap * 2 : 1024;
-		uint64_t *s;
+	if (set->n * 2 >= set->cap) {
+		size_t cap = set->cap ? set->cap * 2 : 256;
+		uint64_t *v;
 
-		if (t->seen_n >= TRANSCRIPT_SEEN_MAX)
-			return true; /* full: everything counts as new, so nothing is lost */
-		s = calloc(cap, sizeof(*s));
-		if (!s) {
+		if (set->n >= TRANSCRIPT_SEEN_MAX)
+			return true;
+		v = calloc(cap, sizeof(*v));
+		if (!v) {
 			t->err = -ENOMEM;
 			return true;
 		}
-		for (i = 0; i < t->seen_cap; i++) {
+		for (i = 0; i < set->cap; i++) {
 			size_t j;
 
-			if (!t->seen[i])
+			if (!set->v[i])
 				continue;
-			for (j = t->seen[i] & (cap - 1); s[j]; j = (j + 1) & (cap - 1))
+			for (j = set->v[i] & (cap - 1); v[j]; j = (j + 1) & (cap - 1))
 				;
-			s[j] = t->seen[i];
+			v[j] = set->v[i];
 		}
-		free(t->seen);
-		t->seen = s;
-		t->seen_cap = cap;
+		free(set->v);
+		set->v = v;
+		set->cap = cap;
 	}
-	for (i = h & (t->seen_cap - 1); t->seen[i]; i = (i + 1) & (t->seen_cap - 1))
-		if (t->seen[i] == h)
+	for (i = h & (set->cap - 1); set->v[i]; i = (i + 1) & (set->cap - 1))
+		if (set->v[i] == h)
 			return false;
-	t->seen[i] = h;
-	t->seen_n++;
+	set->v[i] = h;
+	set->n++;
 	return true;
+}
+
+static void transcript_set_clear(struct transcript_set *set)
+{
+	if (!set->n)
+		return;
+	if (set->cap > 4096) {
+		free(set->v);
+		set->v = NULL;
+		set->cap = 0;
+	} else {
+		memset(set->v, 0, set->cap * sizeof(*set->v));
+	}
+	set->n = 0;
+}
+
+/* Remember a command path, destination, sensitive path as written; true when new. */
+static bool transcript_seen_add(struct transcript *t, uint64_t h)
+{
+	return transcript_set_add(t, &t->seen, h);
 }
 
 static bool transcript_over(const struct transcript *t)
@@ -736,19 +787,33 @@ static bool transcript_over(const struct transcript *t)
 
 /* ------------------------------------------------------------ output lines */
 
+/*
+ * A line worth keeping from the middle of a long output: a word that starts
+ * like one of these (case aside). One pass; words only at a word start, so
+ * that base64 or hex noise rarely matches.
+ */
 static bool transcript_notable(const char *s)
 {
 	static const char *const words[] = {
-	    "error",	 "warn",	  "fail",      "fatal",	     "denied",
-	    "panic",	 "traceback",	  "exception", "segmentation", "killed",
-	    "not found", "refused",	  "forbidden", "unauthorized", "password",
-	    "abort",	 "cannot",	  "invalid",   "timed out",    "unable",
-	    "sudo",	 "permission",	  NULL,
+	    "abort",	 "cannot",     "denied",       "error",	       "exception", "fail",
+	    "fatal",	 "forbidden",  "invalid",      "killed",       "not found", "panic",
+	    "password",	 "permission", "refused",      "segmentation", "sudo",	    "timed out",
+	    "traceback", "unable",     "unauthorized", "warn",	       NULL,
 	};
+	bool start = true;
 
-	for (size_t i = 0; words[i]; i++)
-		if (strcasestr(s, words[i]))
-			return true;
+	for (const char *p = s; *p; p++) {
+		char c = *p | 0x20; /* ASCII lower case */
+		bool alnum = (c >= 'a' && c <= 'z') || (*p >= '0' && *p <= '9');
+
+		if (start && c >= 'a' && c <= 'z') {
+			for (size_t i = 0; words[i]; i++)
+				if (words[i][0] == c &&
+				    strncasecmp(p, words[i], strlen(words[i])) == 0)
+					return true;
+		}
+		start = !alnum;
+	}
 	return false;
 }
 
@@ -767,6 +832,10 @@ static void transcript_omitted_mark(struct transcript *t, struct transcript_str 
 
 	if (!t->seg_omitted)
 		return;
+	if (!to && transcript_over(t)) {
+		t->seg_omitted = 0; /* counted in over_lines, told once at the end */
+		return;
+	}
 	n = snprintf(buf, sizeof(buf), "[… %" PRIu64 " line%s omitted …]\n", t->seg_omitted,
 		     t->seg_omitted == 1 ? "" : "s");
 	if (to) {
@@ -848,7 +917,13 @@ static void transcript_run_flush(struct transcript *t)
 /* One line of terminal text as it stood on screen (not blank, trailing spaces gone). */
 static void transcript_output_line(struct transcript *t, const char *s, size_t n)
 {
-	uint64_t key = transcript_shape(s, n);
+	uint64_t key;
+
+	while (n && s[n - 1] == ' ')
+		n--;
+	if (!n)
+		return;
+	key = transcript_shape(s, n);
 
 	if (t->run_n && key == t->run_key) {
 		if (t->run_same && (n != t->run_first.len || memcmp(s, t->run_first.p, n) != 0))
@@ -882,6 +957,7 @@ static void transcript_groups_clear(struct transcript *t)
 	}
 	t->n_groups = 0;
 	t->groups_more = 0;
+	transcript_set_clear(&t->files);
 }
 
 static void transcript_groups_write(struct transcript *t)
@@ -894,7 +970,8 @@ static void transcript_groups_write(struct transcript *t)
 		char rc[48] = "";
 
 		if (g->rc)
-			snprintf(rc, sizeof(rc), " %s", transcript_errname(-g->rc, ebuf, sizeof(ebuf)));
+			snprintf(rc, sizeof(rc), " %s",
+				 transcript_errname(-g->rc, ebuf, sizeof(ebuf)));
 		if (g->sensitive) {
 			if (g->n > 1)
 				transcript_printf(t, "[%s] %s (%s)%s ×%" PRIu64 "\n", op, g->where,
@@ -924,6 +1001,27 @@ static struct transcript_group *transcript_group_get(struct transcript *t, uint6
 	return NULL;
 }
 
+/* path is one of the arguments of the command last run by pid (maybe relative to its cwd). */
+static bool transcript_named(const struct transcript *t, uint32_t pid, const char *path)
+{
+	size_t n = strlen(path);
+
+	if (pid != t->args_pid || !t->args.len)
+		return false;
+	for (const char *a = t->args.p; a < t->args.p + t->args.len; a += strlen(a) + 1) {
+		const char *r = a;
+		size_t m;
+
+		while (r[0] == '.' && r[1] == '/')
+			r += 2;
+		m = strlen(r);
+		if (m && (strcmp(path, r) == 0 ||
+			  (n > m && path[n - m - 1] == '/' && strcmp(path + n - m, r) == 0)))
+			return true;
+	}
+	return false;
+}
+
 static void transcript_file(struct transcript *t, const Sessrec__Disk *d)
 {
 	const char *path = d->path ? d->path : "", *prog = d->program ? d->program : "";
@@ -939,11 +1037,33 @@ static void transcript_file(struct transcript *t, const Sessrec__Disk *d)
 
 	if (kind == TRANSCRIPT_FILE_NOISE)
 		return;
-	/* a failed read of an ordinary file is a lookup (PATH, config search) */
-	if (rc && !write && !sensitive)
-		return;
+	if (!sensitive && !write && !rc && transcript_named(t, d->pid, path))
+		return; /* cat notes.txt reading notes.txt says nothing new */
+	if (!sensitive) {
+		/* a listed directory shows in the command line; a failed read is a lookup
+		 * (PATH, config search); a failed create of a lock or temporary file is retried */
+		if ((d->flags & O_DIRECTORY) || (rc && !write) || rc == ENOENT || rc == EEXIST)
+			return;
+	}
 	slash = strrchr(path, '/');
 	dlen = sensitive || !slash ? strlen(path) : (size_t)(slash - path) + 1;
+	if (!sensitive) {
+		/* a program's own tree (a repository, packages, caches) counts as one directory */
+		static const char *const bulk[] = {
+		    "/.git/",	       "/node_modules/",    "/__pycache__/",
+		    "/site-packages/", "/dist-packages/",   "/.cache/",
+		    "/.npm/",	       "/.cargo/registry/", NULL,
+		};
+
+		for (size_t i = 0; bulk[i]; i++) {
+			const char *b = strstr(path, bulk[i]);
+
+			if (b && (size_t)(b - path) + strlen(bulk[i]) < dlen) {
+				dlen = (size_t)(b - path) + strlen(bulk[i]);
+				break;
+			}
+		}
+	}
 	key = transcript_hash(&op, 1, TRANSCRIPT_FNV_BASIS);
 	key = transcript_hash(&rc, sizeof(rc), key);
 	key = transcript_hash(prog, strlen(prog) + 1, key);
@@ -987,10 +1107,11 @@ static void transcript_file(struct transcript *t, const Sessrec__Disk *d)
 			return;
 		}
 	}
+	/* each file once per group; a sensitive path counts every open */
+	if (!sensitive &&
+	    !transcript_set_add(t, &t->files, transcript_hash(path, strlen(path), key)))
+		return;
 	if (!sensitive && g->n < TRANSCRIPT_GROUP_LIST) {
-		for (size_t j = 0; j < g->n; j++)
-			if (strcmp(g->paths[j], path) == 0)
-				return; /* the same file again */
 		g->paths[g->n] = strdup(path);
 		if (!g->paths[g->n]) {
 			t->err = -ENOMEM;
@@ -1014,9 +1135,10 @@ static void transcript_wrap_flush(struct transcript *t)
 /*
  * A row of text leaves the screen. A long line fills rows to the last column
  * and goes on in the next; such rows are joined again, as long as they come
- * in order: lines scrolling off the top (push), and the rows that follow the
- * last of them at the top of the screen. Rows of a redrawn screen are never
- * joined: programs like top fill whole rows on purpose.
+ * in order: lines scrolling off the top (push), the rows that follow the last
+ * of them at the top of the screen, and rows written in one pass over a screen
+ * that nothing addressed the cursor on since the last pass. A screen drawn
+ * with cursor addressing (top) fills whole rows on purpose: never joined.
  */
 static void transcript_row_out(struct transcript *t, const char *s, size_t n, bool full, int row)
 {
@@ -1029,7 +1151,7 @@ static void transcript_row_out(struct transcript *t, const char *s, size_t n, bo
 			t->err = -ENOMEM;
 			return;
 		}
-	} else if (full && (row < 0 || row == 0) && !t->alt) {
+	} else if (full && !t->alt && (row < 0 || !t->addressed)) {
 		if (transcript_str_set(&t->wrap, s, n)) {
 			t->err = -ENOMEM;
 			return;
@@ -1061,7 +1183,14 @@ static size_t transcript_cells_text(struct transcript *t, const VTermScreenCell 
 	size_t n = 0;
 
 	/* text up to the last column: the line may go on in the next row (a soft wrap) */
-	t->line_full = cols > 0 && cells[cols - 1].chars[0] && cells[cols - 1].chars[0] != ' ';
+	/*
+	 * Text up to the last column: the line may go on in the next row. A
+	 * space there counts when a word ends right before it ("did you" "mean");
+	 * rows padded with spaces to the edge (ss, ps) do not.
+	 */
+	t->line_full = cols > 1 && cells[cols - 1].chars[0] &&
+		       (cells[cols - 1].chars[0] != ' ' ||
+			(cells[cols - 2].chars[0] && cells[cols - 2].chars[0] != ' '));
 	for (int c = 0; c < cols; c++) {
 		const VTermScreenCell *cell = &cells[c];
 
@@ -1074,7 +1203,8 @@ static size_t transcript_cells_text(struct transcript *t, const VTermScreenCell 
 		for (int i = 0; i < VTERM_MAX_CHARS_PER_CELL && cell->chars[i]; i++)
 			n += transcript_utf8_put(t->line + n, cell->chars[i]);
 	}
-	while (n && t->line[n - 1] == ' ')
+	/* trailing blanks go, unless the line may go on in the next row ("did you" "mean") */
+	while (n && t->line[n - 1] == ' ' && !t->line_full)
 		n--;
 	t->line[n] = '\0';
 	return n;
@@ -1092,9 +1222,10 @@ static int transcript_cb_moverect(VTermRect dest, VTermRect src, void *user)
 	int rows = (int)t->rows;
 
 	t->push_idx = 0;
-	if (dest.start_col == 0 && dest.end_col == (int)t->cols && dest.start_row != src.start_row &&
-	    dest.start_row >= 0 && src.start_row >= 0 && dest.end_row <= rows &&
-	    src.end_row <= rows && dest.end_row - dest.start_row == src.end_row - src.start_row) {
+	if (dest.start_col == 0 && dest.end_col == (int)t->cols &&
+	    dest.start_row != src.start_row && dest.start_row >= 0 && src.start_row >= 0 &&
+	    dest.end_row <= rows && src.end_row <= rows &&
+	    dest.end_row - dest.start_row == src.end_row - src.start_row) {
 		/* whole rows moved: what was written for them moves along */
 		memmove(&t->meta[dest.start_row], &t->meta[src.start_row],
 			(size_t)(dest.end_row - dest.start_row) * sizeof(*t->meta));
@@ -1217,6 +1348,7 @@ static void transcript_screen_flush(struct transcript *t, bool all)
 		transcript_row_out(t, t->line, n, t->line_full, pos.row);
 	}
 	transcript_wrap_flush(t);
+	t->addressed = false;
 }
 
 /*
@@ -1228,6 +1360,8 @@ static bool transcript_csi_loses_text(struct transcript *t, char final)
 	const char *p = t->csi;
 
 	t->csi[t->csi_len] = '\0';
+	if (strchr("HfdA", final))
+		t->addressed = true;
 	if (final == 'J')
 		return !t->scan_alt && (strcmp(p, "2") == 0 || strcmp(p, "3") == 0);
 	if ((final == 'h' || final == 'l') && p[0] == '?') {
@@ -1281,6 +1415,9 @@ static void transcript_feed(struct transcript *t, const uint8_t *p, size_t len)
 			if (c == '[') {
 				t->esc = TRANSCRIPT_ESC_CSI;
 				t->csi_len = 0;
+			} else if (c == '8') {
+				t->addressed = true; /* DECRC: back to a saved position */
+				t->esc = TRANSCRIPT_ESC_NONE;
 			} else if (c == 'c') {
 				loses = true;
 				t->scan_alt = false;
@@ -1519,8 +1656,8 @@ static uint64_t transcript_exec_key(const Sessrec__Command *c, const char *path)
 
 	h = transcript_hash(base, strlen(base) + 1, h);
 	for (size_t i = 0; i < c->n_argv; i++)
-		h = transcript_hash(c->argv[i] ? c->argv[i] : "", c->argv[i] ? strlen(c->argv[i]) + 1 : 1,
-				    h);
+		h = transcript_hash(c->argv[i] ? c->argv[i] : "",
+				    c->argv[i] ? strlen(c->argv[i]) + 1 : 1, h);
 	return h;
 }
 
@@ -1633,7 +1770,8 @@ static void transcript_exec_write(struct transcript *t, int64_t ns, uint32_t pid
 	t->unit_pid = pid;
 	transcript_put(t, line->p, line->len);
 	if (rc)
-		transcript_printf(t, " | rc=%d %s\n", rc, transcript_errname(rc, ebuf, sizeof(ebuf)));
+		transcript_printf(t, " | rc=%d %s\n", rc,
+				  transcript_errname(rc, ebuf, sizeof(ebuf)));
 	else
 		transcript_put(t, " | rc=0\n", 8);
 }
@@ -1666,8 +1804,8 @@ static int transcript_miss_dirs(struct transcript *t, struct transcript_str *lin
 		if (t->miss_seen[i] == h)
 			break;
 	if (i < 4) {
-		snprintf(buf, sizeof(buf), " (not found first in the %" PRIu64 " directories above)",
-			 t->miss_n);
+		snprintf(buf, sizeof(buf),
+			 " (not found first in the %" PRIu64 " directories above)", t->miss_n);
 		return transcript_str_add(line, buf, strlen(buf));
 	}
 	t->miss_seen[t->miss_seen_next] = h;
@@ -1696,6 +1834,23 @@ static void transcript_miss_flush(struct transcript *t)
 			      t->miss_rc);
 }
 
+/* The arguments of the command just run, to recognise the files it names. */
+static void transcript_args_keep(struct transcript *t, const Sessrec__Command *c)
+{
+	t->args.len = 0;
+	t->args_pid = c->pid;
+	for (size_t i = 1; i < c->n_argv && c->argv[i]; i++) {
+		size_t n = strlen(c->argv[i]);
+
+		if (t->args.len + n + 1 > TRANSCRIPT_CMD_MAX)
+			break;
+		if (transcript_str_add(&t->args, c->argv[i], n + 1)) {
+			t->err = -ENOMEM;
+			return;
+		}
+	}
+}
+
 static void transcript_command(struct transcript *t, const Sessrec__Event *ev)
 {
 	const Sessrec__Command *c = ev->command;
@@ -1717,6 +1872,7 @@ static void transcript_command(struct transcript *t, const Sessrec__Event *ev)
 		else
 			transcript_exec_write(t, t->miss_ns, c->pid, path, &line, rc);
 		free(line.p);
+		transcript_args_keep(t, c);
 		return;
 	}
 	transcript_miss_flush(t);
@@ -1742,6 +1898,7 @@ static void transcript_command(struct transcript *t, const Sessrec__Event *ev)
 	else
 		transcript_exec_write(t, ev->time_ns, c->pid, path, &line, rc);
 	free(line.p);
+	transcript_args_keep(t, c);
 }
 
 static void transcript_network(struct transcript *t, const Sessrec__Event *ev)
@@ -1788,8 +1945,8 @@ static void transcript_network(struct transcript *t, const Sessrec__Event *ev)
 		       n->program && n->program[0] ? n->program : "?", dest,
 		       n->protocol && n->protocol[0] ? n->protocol : "ip", res);
 	if (len > 0)
-		transcript_event_line(t, line, (size_t)len < sizeof(line) ? (size_t)len
-									   : sizeof(line) - 1);
+		transcript_event_line(t, line,
+				      (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1);
 }
 
 static void transcript_lost(struct transcript *t, const Sessrec__Event *ev)
@@ -1805,8 +1962,7 @@ static void transcript_lost(struct transcript *t, const Sessrec__Event *ev)
 		len = snprintf(line, sizeof(line), "[%" PRIu64 " bytes of output lost]", l->bytes);
 	else
 		len = snprintf(line, sizeof(line), "[%" PRIu64 " %s event%s lost]", l->events,
-			       strcmp(cls, "disk") == 0 ? "file" : cls,
-			       l->events == 1 ? "" : "s");
+			       strcmp(cls, "disk") == 0 ? "file" : cls, l->events == 1 ? "" : "s");
 	if (len > 0)
 		transcript_event_line(t, line, (size_t)len);
 }
@@ -1940,6 +2096,7 @@ void transcript_free(struct transcript *t)
 	free(t->run_first.p);
 	free(t->run_last.p);
 	free(t->head.p);
+	free(t->args.p);
 	free(t->miss_line.p);
 	free(t->miss_first.p);
 	free(t->miss_paths.p);
@@ -1947,14 +2104,14 @@ void transcript_free(struct transcript *t)
 		free(t->tail[i].p);
 	transcript_groups_clear(t);
 	free(t->groups);
-	free(t->seen);
+	free(t->seen.v);
+	free(t->files.v);
 	free(t);
 }
 
 /* ------------------------------------------------------------ chunks */
 
-int transcript_chunks(const char *text, size_t len, size_t max, size_t **offsets,
-		      size_t *n_chunks)
+int transcript_chunks(const char *text, size_t len, size_t max, size_t **offsets, size_t *n_chunks)
 {
 	size_t *o = NULL, n = 0, cap = 0, pos = 0;
 	int err = 0;

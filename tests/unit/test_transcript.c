@@ -80,8 +80,7 @@ static void tx_print(struct tx *x, const char *s)
 	tx_print_n(x, s, strlen(s));
 }
 
-static void tx_exec(struct tx *x, uint32_t pid, const char *path, int rc, size_t argc,
-		    char **argv)
+static void tx_exec(struct tx *x, uint32_t pid, const char *path, int rc, size_t argc, char **argv)
 {
 	Sessrec__Event ev = SESSREC__EVENT__INIT;
 	Sessrec__Command c = SESSREC__COMMAND__INIT;
@@ -115,6 +114,22 @@ static void tx_net(struct tx *x, const char *prog, const char *dst, uint32_t por
 	n.return_code = rc;
 	ev.body_case = SESSREC__EVENT__BODY_NETWORK;
 	ev.network = &n;
+	tx_add(x, &ev);
+}
+
+static void tx_disk_pid(struct tx *x, uint32_t pid, const char *prog, const char *path, int flags,
+			int rc)
+{
+	Sessrec__Event ev = SESSREC__EVENT__INIT;
+	Sessrec__Disk d = SESSREC__DISK__INIT;
+
+	d.pid = pid;
+	d.program = (char *)prog;
+	d.path = (char *)path;
+	d.flags = flags;
+	d.return_code = rc;
+	ev.body_case = SESSREC__EVENT__BODY_DISK;
+	ev.disk = &d;
 	tx_add(x, &ev);
 }
 
@@ -288,7 +303,8 @@ static void test_fullscreen_final_screen(void **state)
 	tx_print(&x, "\033[?1049h\033[H\033[2J");
 	/* a first frame, then redraws with cursor addressing */
 	tx_print(&x, "\033[1;1Hfirst draft line\033[2;1H~\033[3;1H~\033[10;1H\"notes.txt\" 1L");
-	tx_print(&x, "\033[1;1H\033[Kfinal text line\033[2;1Hsecond line\033[10;1H\033[K-- INSERT --");
+	tx_print(&x,
+		 "\033[1;1H\033[Kfinal text line\033[2;1Hsecond line\033[10;1H\033[K-- INSERT --");
 	tx_print(&x, "\033[5;10Hplaced\033[10;1H\033[K\"notes.txt\" 2L written");
 	tx_print(&x, "\033[?1049l");
 	tx_print(&x, "$ ");
@@ -316,8 +332,9 @@ static void test_fullscreen_primary_redraw(void **state)
 	(void)state;
 	tx_open(&x, 40, 8);
 	for (int frame = 1; frame <= 20; frame++) {
-		snprintf(buf, sizeof(buf), "\033[H\033[1;1Hload %d.%02d\033[K\033[3;1Hprocs %d\033[K",
-			 frame, frame, frame * 3);
+		snprintf(buf, sizeof(buf),
+			 "\033[H\033[1;1Hload %d.%02d\033[K\033[3;1Hprocs %d\033[K", frame, frame,
+			 frame * 3);
 		tx_print(&x, buf);
 	}
 	tx_end(&x, 0);
@@ -467,7 +484,8 @@ static void test_commands_and_destinations_kept(void **state)
 	assert_has(t, "[net] curl → 203.0.113.5:443 tcp (in progress)\n");
 	assert_has(t, "[net] curl → 203.0.113.5:443 tcp (ok) ×3\n");
 	assert_has(t, "[net] nc → [2001:db8::7]:4444 tcp (refused)\n");
-	assert_has(t, "[702] exec /usr/bin/ssh deploy@10.1.2.3 'uptime; echo '\\''done it'\\''' | rc=0");
+	assert_has(
+	    t, "[702] exec /usr/bin/ssh deploy@10.1.2.3 'uptime; echo '\\''done it'\\''' | rc=0");
 	assert_has(t, "[net] ssh → 10.1.2.3:22 tcp (ok)\n");
 	tx_close(&x);
 }
@@ -495,8 +513,9 @@ static void test_failed_exec_and_path_search(void **state)
 	t = tx_finish(&x);
 	assert_has(t, "[800] exec /usr/bin/python3 -c 'print(1)' (not found first in: "
 		      "/usr/local/sbin /usr/local/bin) | rc=0\n");
-	assert_has(t, "[801] exec /usr/local/bin/frobnicate (not found in: /usr/local/bin /usr/bin) "
-		      "| rc=-2 ENOENT\n");
+	assert_has(t,
+		   "[801] exec /usr/local/bin/frobnicate (not found in: /usr/local/bin /usr/bin) "
+		   "| rc=-2 ENOENT\n");
 	assert_has(t, "[802] exec /tmp/evil | rc=-13 EACCES\n");
 	tx_close(&x);
 }
@@ -506,7 +525,7 @@ static void test_scripts_and_repeated_arguments(void **state)
 	struct tx x;
 	const char *t;
 	char *script[] = {"/usr/bin/env", "bash", "/home/alice/deploy.sh", "--prod"};
-	char longarg[200];
+	char longarg[300];
 	char *a1[] = {"sudo", "sh", "-c", longarg}, *a2[] = {"sh", "-c", longarg};
 
 	(void)state;
@@ -521,7 +540,7 @@ static void test_scripts_and_repeated_arguments(void **state)
 	t = tx_finish(&x);
 	assert_has(t, "[900] exec /home/alice/deploy.sh (script, run by /usr/bin/env bash) --prod");
 	assert_has(t, "[901] exec /usr/bin/sudo sh -c 'echo xxx");
-	assert_has(t, "[902] exec /usr/bin/sh -c <the 199-byte argument of [901] above> | rc=0");
+	assert_has(t, "[902] exec /usr/bin/sh -c <the 299-byte argument of [901] above> | rc=0");
 	tx_close(&x);
 }
 
@@ -568,6 +587,88 @@ static void test_files(void **state)
 	assert_has(t, "[read] /root/.ssh/id_ed25519.pub (cat)\n");
 	assert_has(t, "[write] /etc/sudoers.d/alice (tee)\n");
 	assert_has(t, "[write] /home/alice/.bash_history (bash)\n");
+	tx_close(&x);
+}
+
+/* A file named on the command line is not listed again as read by that command. */
+static void test_named_files(void **state)
+{
+	struct tx x;
+	const char *t;
+	char *cat[] = {"cat", "notes.txt", "./todo.md"};
+
+	(void)state;
+	tx_open(&x, 80, 24);
+	tx_exec(&x, 1500, "/usr/bin/cat", 0, 3, cat);
+	tx_disk_pid(&x, 1500, "cat", "/home/alice/notes.txt", O_RDONLY, 3);
+	tx_disk_pid(&x, 1500, "cat", "/home/alice/todo.md", O_RDONLY, 3);
+	tx_disk_pid(&x, 1500, "cat", "/etc/motd", O_RDONLY, 3);
+	tx_disk_pid(&x, 1501, "other", "/home/alice/notes.txt", O_RDONLY, 3);
+	tx_disk_pid(&x, 1500, "cat", "/home/alice/.ssh/id_rsa", O_RDONLY, 3);
+	tx_end(&x, 0);
+	t = tx_finish(&x);
+	assert_lacks(t, "[read] /home/alice/notes.txt (cat)");
+	assert_lacks(t, "todo.md (cat)");
+	assert_has(t, "[read] /etc/motd (cat)\n");
+	assert_has(t, "[read] /home/alice/notes.txt (other)\n");
+	assert_has(t, "[read] /home/alice/.ssh/id_rsa (cat)\n");
+	tx_close(&x);
+}
+
+/* A pause of a minute or more is marked with the time since the start. */
+static void test_time_marks(void **state)
+{
+	struct tx x;
+	const char *t;
+	char *a[] = {"make"}, *b[] = {"make", "install"};
+
+	(void)state;
+	tx_open(&x, 80, 24);
+	tx_exec(&x, 1600, "/usr/bin/make", 0, 1, a);
+	x.now += 5 * 60 * 1000000000LL;
+	tx_exec(&x, 1601, "/usr/bin/make", 0, 2, b);
+	tx_end(&x, 0);
+	t = tx_finish(&x);
+	assert_has(t,
+		   "[1600] exec /usr/bin/make | rc=0\n[+5m00s]\n[1601] exec /usr/bin/make install");
+	assert_has(t, "[end] exit 0 (exited) after 5m00s\n");
+	tx_close(&x);
+}
+
+/* Long lines wrapped by the terminal come back whole; padded and drawn rows do not join. */
+static void test_long_lines_joined(void **state)
+{
+	struct tx x;
+	const char *t;
+	char line[128], buf[512];
+
+	(void)state;
+	for (int i = 0; i < 100; i++)
+		line[i] = (char)('a' + i % 26);
+	line[100] = '\0';
+	tx_open(&x, 40, 5);
+	/* scrolls off the top, joined from the pushed rows */
+	snprintf(buf, sizeof(buf), "%s\none\ntwo\nthree\nfour\nfive\n", line);
+	tx_print(&x, buf);
+	/* a word ends at the edge, the next starts the next row */
+	tx_print(&x, "did you mean this one or maybe the other one\n");
+	/* rows padded with spaces to the edge, as ss and ps print them */
+	tx_print(&x, "State  Recv-Q  Local                   \nLISTEN 0       127.0.0.1:22\n");
+	tx_end(&x, 0);
+	t = tx_finish(&x);
+	assert_line(t, line);
+	assert_line(t, "did you mean this one or maybe the other one");
+	assert_line(t, "State  Recv-Q  Local");
+	assert_line(t, "LISTEN 0       127.0.0.1:22");
+	tx_close(&x);
+
+	/* a screen drawn with cursor addressing keeps its rows apart */
+	tx_open(&x, 20, 5);
+	tx_print(&x, "\033[1;1HPID USER  COMMAND ab\033[2;1H1   root  process_a+");
+	tx_end(&x, 0);
+	t = tx_finish(&x);
+	assert_line(t, "PID USER  COMMAND ab");
+	assert_line(t, "1   root  process_a+");
 	tx_close(&x);
 }
 
@@ -636,9 +737,9 @@ static void test_long_output_head_tail_notable(void **state)
 	}
 	tx_end(&x, 0);
 	t = tx_finish(&x);
-	assert_line(t, "compiling module aaa");		      /* head */
+	assert_line(t, "compiling module aaa");			 /* head */
 	assert_line(t, "src/x.c:12:3: error: 'foo' undeclared"); /* notable */
-	assert_line(t, "compiling module hkh");		      /* the very last (4999) */
+	assert_line(t, "compiling module hkh");			 /* the very last (4999) */
 	assert_has(t, " lines omitted …]\n");
 	assert_true(x.len < 12000);
 	assert_true(transcript_raw_bytes(x.t) > 100000);
@@ -675,6 +776,60 @@ static void test_bounded(void **state)
 	}
 	free(buf);
 	tx_close(&x);
+}
+
+/* Random terminal bytes (biased towards escape sequences), random sizes, commands between. */
+static void test_random_bytes(void **state)
+{
+	static const char *const bits[] = {
+	    "\033[",  "\033[?1049h",  "\033[?1049l", "\033[2J", "\033[H",
+	    "\033[K", "\r",	      "\n",	     "\b",	"\033]0;t\007",
+	    "\033c",  "\033[1;31m",   "\xe2\x82",    "\xac",	";",
+	    "9",      "\033[10;200H", "\033[5;1r",   "\033M",	"\033[?47h",
+	    "\t",     "\033[3J",      "\0338",
+	};
+	struct tx x;
+	char buf[4096], *argv[] = {"x", "y"};
+	uint32_t seed = 12345;
+
+	(void)state;
+	for (int round = 0; round < 3; round++) {
+		tx_open(&x,
+			round == 0   ? 80
+			: round == 1 ? 7
+				     : 300,
+			round == 0   ? 24
+			: round == 1 ? 3
+				     : 90);
+		for (int i = 0; i < 600; i++) {
+			size_t n = 0, want;
+
+			seed = seed * 1103515245 + 12345;
+			want = (seed >> 16) % sizeof(buf);
+			while (n + 16 < want) {
+				seed = seed * 1103515245 + 12345;
+				if ((seed >> 16) % 3 == 0) {
+					const char *b =
+					    bits[(seed >> 8) % (sizeof(bits) / sizeof(bits[0]))];
+
+					memcpy(buf + n, b, strlen(b));
+					n += strlen(b);
+				} else {
+					buf[n++] = (char)(seed >> 20);
+				}
+			}
+			tx_print_n(&x, buf, n);
+			if (i % 37 == 0)
+				tx_exec(&x, 7000 + (uint32_t)i % 5, "/usr/bin/x", 0, 2, argv);
+			if (i % 101 == 0)
+				tx_net(&x, "x", "192.0.2.1", 9, 0);
+		}
+		tx_end(&x, 0);
+		tx_finish(&x);
+		assert_has(x.text, "exec /usr/bin/x y");
+		assert_has(x.text, "[net] x → 192.0.2.1:9 tcp (ok)");
+		tx_close(&x);
+	}
 }
 
 static void test_argv_string(void **state)
@@ -825,10 +980,14 @@ int main(void)
 	    cmocka_unit_test(test_failed_exec_and_path_search),
 	    cmocka_unit_test(test_scripts_and_repeated_arguments),
 	    cmocka_unit_test(test_files),
+	    cmocka_unit_test(test_named_files),
+	    cmocka_unit_test(test_time_marks),
+	    cmocka_unit_test(test_long_lines_joined),
 	    cmocka_unit_test(test_utf8),
 	    cmocka_unit_test(test_similar_and_identical_runs),
 	    cmocka_unit_test(test_long_output_head_tail_notable),
 	    cmocka_unit_test(test_bounded),
+	    cmocka_unit_test(test_random_bytes),
 	    cmocka_unit_test(test_argv_string),
 	    cmocka_unit_test(test_file_kinds),
 	    cmocka_unit_test(test_chunks),

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from . import recfmt
-from .helpers import (COLLECTOR_BIN, NODE, NODE2, Collector, Pki, assert_not_stored, cli, curl, new_sid, poll)
+from .helpers import COLLECTOR_BIN, NODE, NODE2, Pki, assert_not_stored, cli, curl, new_sid
 
 MAX_PART = 256 * 1024
 
@@ -68,6 +68,9 @@ def test_upload_without_client_certificate(env):
     r = curl(url, method="PUT", data=rec.parts[0], ca=c.pki.ca)
     assert r.status == 401, r
     assert "certificate" in r.json()["error"]
+    # a token is no certificate
+    r = curl(url, method="PUT", data=rec.parts[0], ca=c.pki.ca, token=env.aud)
+    assert r.status in (401, 403), r
     # a certificate from a CA the collector does not trust
     r = curl(url, method="PUT", data=rec.parts[0], ca=c.pki.ca, cert=env.foreign.node(NODE))
     assert r.status in (401, 403) or (r.status == 0 and r.rc != 0), r
