@@ -239,7 +239,7 @@ unit-asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan SAN=1 CFLAGS='-O1 -g' unit
 
 e2e: all
-	$(Q)cd tests/e2e && SESSREC_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -x -p no:cacheprovider $(PYTEST_ARGS) .
+	$(Q)cd tests/e2e && SESSREC_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q --maxfail=5 -p no:cacheprovider $(PYTEST_ARGS) .
 
 check: all
 	$(Q)$(MAKE) --no-print-directory unit

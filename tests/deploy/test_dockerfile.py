@@ -7,6 +7,7 @@ that the runtime stage installs the Debian packages of every shared library the
 programs link (from their ELF NEEDED entries) and the builder the -dev package
 of every library in the Makefile's PKGS.
 """
+import fnmatch
 import json
 import os
 import re
@@ -256,3 +257,28 @@ def test_builder_installs_every_dev_package():
 def test_dockerignore_keeps_the_build_out():
     ignore = read(DOCKERFILE + ".dockerignore").split()
     assert "build" in ignore and ".git" in ignore
+
+
+def test_builder_run_line_builds_from_a_clean_context(tmp_path):
+    """The build stage's make command, run as written on a copy of the build context."""
+    ignore = [p for p in read(DOCKERFILE + ".dockerignore").split() if not p.startswith("#")]
+    src = tmp_path / "src"
+
+    def skip(d, names):
+        rel = os.path.relpath(d, REPO)
+        out = set()
+        for n in names:
+            path = n if rel == "." else os.path.join(rel, n)
+            for pat in ignore:
+                if pat.startswith("**/") and fnmatch.fnmatch(n, pat[3:]) or fnmatch.fnmatch(path, pat):
+                    out.add(n)
+        return out
+
+    shutil.copytree(REPO, str(src), ignore=skip, symlinks=True)
+    assert not (src / "build").exists() and not (src / ".git").exists()
+    run = [a for i, a, _ in BY_NAME["build"][1] if i == "RUN" and re.search(r"\bmake -j", a)][0]
+    r = subprocess.run(["/bin/sh", "-c", run], cwd=str(src), capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    for b in makefile_bins():
+        assert os.access(str(src / b), os.X_OK), b
