@@ -80,7 +80,7 @@ DEB_PKGS := clang llvm make gcc pkg-config libbpf-dev bpftool libelf-dev zlib1g-
 	protobuf-c-compiler libprotobuf-c-dev libyaml-dev libjansson-dev libssl-dev uuid-dev \
 	libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev libsqlite3-dev libcmocka-dev \
 	python3-pytest libclang-rt-14-dev libvterm-dev iproute2 clang-format util-linux procps curl \
-	asciinema prometheus libpam0g-dev openssh-server openssh-client
+	asciinema prometheus libpam0g-dev openssh-server openssh-client python3-yaml systemd openssl shellcheck
 deps:
 	@missing=$$(dpkg-query -W -f='$${Package} $${Status}\n' $(DEB_PKGS) 2>/dev/null | \
 		awk '$$NF=="installed"{print $$1}' | sort > $(or $(TMPDIR),/tmp)/.sessrec-have; \
@@ -241,9 +241,16 @@ unit-asan:
 e2e: all
 	$(Q)cd tests/e2e && SESSREC_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q --maxfail=5 -p no:cacheprovider $(PYTEST_ARGS) .
 
+# The deployment files (deploy/kubernetes, deploy/docker, deploy/systemd) and
+# docs/configuration.md, checked against each other and the programs.
+.PHONY: deploy-check
+deploy-check: $(BINS)
+	$(Q)SESSREC_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/deploy
+
 check: all
 	$(Q)$(MAKE) --no-print-directory unit
 	$(Q)$(MAKE) --no-print-directory unit-asan
+	$(Q)$(MAKE) --no-print-directory deploy-check
 	$(Q)$(MAKE) --no-print-directory fuzz
 	$(Q)$(MAKE) --no-print-directory e2e
 	$(Q)$(MAKE) --no-print-directory kmatrix
@@ -256,6 +263,15 @@ kmatrix: all
 bench: all
 	$(Q)$(PYTHON) bench/run.py --build $(abspath $(BUILD))
 	$(Q)$(PYTHON) bench/collector_bench.py --build $(abspath $(BUILD))
+
+# make demo: collector, agent and a scripted session on this machine, what sessrec made
+# of it, then everything stopped and removed (demo/demo.sh). make run: a collector and an
+# agent to try by hand, until Ctrl-C (demo/run.sh). Both as root.
+.PHONY: demo run
+demo: deps all
+	$(Q)SESSREC_BUILD=$(abspath $(BUILD)) demo/demo.sh
+run: deps all
+	$(Q)SESSREC_BUILD=$(abspath $(BUILD)) demo/run.sh
 
 FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null | grep -v '^vmlinux/')
 format:

@@ -857,12 +857,22 @@ class Bench:
                     % (rep, n, r["ns"] / 1e9, info["rate"], info["events"]["disk"], info["lost_events"]["disk"]))
             self.hwm_kb.append(proc_status_kb(agent.pid, "VmHWM"))
             if last and "sessions" in self.args.only:
-                self.sessions_100(agent)
+                self.sessions_100(agent, "used")
         finally:
             agent.stop()
 
-    def sessions_100(self, agent, n=100):
-        """The agent's RSS with n sessions open at once."""
+    def phase_fresh_sessions(self):
+        """100 sessions on an agent that has recorded nothing before: the cost of sessions alone."""
+        agent = Agent(self, os.path.join(self.tmp, "agent-fresh"))
+        self.wait_quiet(set(), "starting the agent")
+        agent.start(self.args.lock_wait)
+        try:
+            self.sessions_100(agent, "fresh")
+        finally:
+            agent.stop()
+
+    def sessions_100(self, agent, key, n=100):
+        """The agent's RSS with n sessions open at once, as self.rss[key]."""
         rss0 = proc_status_kb(agent.pid, "VmRSS")
         launchers, sids = [], []
         try:
@@ -878,13 +888,13 @@ class Bench:
                 sids.append(m.group(1))
             agent.wait_sessions_open(n, timeout=60)
             time.sleep(0.5)
-            self.rss = {
+            self.rss[key] = {
                 "sessions": n,
                 "rss_before_kb": rss0,
                 "rss_kb": proc_status_kb(agent.pid, "VmRSS"),
                 "hwm_kb": proc_status_kb(agent.pid, "VmHWM"),
             }
-            log("%d sessions open: agent VmRSS %d kB (before %d kB)" % (n, self.rss["rss_kb"], rss0))
+            log("%d sessions open (%s agent): agent VmRSS %d kB (before %d kB)" % (n, key, self.rss[key]["rss_kb"], rss0))
         finally:
             # The launcher forwards SIGTERM to its command; what is left is killed by cgroup.
             for p in launchers:
@@ -927,6 +937,8 @@ class Bench:
             for rep in range(1, self.args.reps + 1):
                 self.phase_no_agent(rep)
                 self.phase_agent(rep, last=rep == self.args.reps)
+            if "sessions" in self.args.only:
+                self.phase_fresh_sessions()
         finally:
             self.monitor.stop()
             if listener is not None:
@@ -1028,13 +1040,18 @@ class Bench:
                 "value": round(rate), "target": ">= %d, lossless" % TARGET_RATE, "met": rate >= TARGET_RATE and lossless,
                 "note": "lossless in %d/%d runs" % (sum(1 for _, i in self.rate_runs if i["lossless"]), len(self.rate_runs)),
             })
+        res["rss"] = dict(self.rss, peak_hwm_kb=max(self.hwm_kb) if self.hwm_kb else None)
         if self.rss:
-            mb = self.rss["rss_kb"] / 1024
-            res["rss"] = dict(self.rss, peak_hwm_kb=max(self.hwm_kb) if self.hwm_kb else None)
-            res["targets"].append({"check": "agent RSS with %d sessions open (MB = MiB)" % self.rss["sessions"],
-                                   "value": round(mb, 1), "target": "<= %.0f" % TARGET_RSS_MB, "met": mb <= TARGET_RSS_MB})
-        elif self.hwm_kb:
-            res["rss"] = {"peak_hwm_kb": max(self.hwm_kb)}
+            # Judged on the worse of: a fresh agent, and the one that has just run every workload
+            # (what a long-running agent looks like).
+            mbs = {k: v["rss_kb"] / 1024 for k, v in self.rss.items()}
+            mb = max(mbs.values())
+            res["targets"].append({
+                "check": "agent RSS with 100 sessions open (MB = MiB)",
+                "value": round(mb, 1), "target": "<= %.0f" % TARGET_RSS_MB, "met": mb <= TARGET_RSS_MB,
+                "note": "; ".join("%s agent %.1f (%.1f before the sessions)" % (k, mbs[k], self.rss[k]["rss_before_kb"] / 1024)
+                                  for k in ("fresh", "used") if k in mbs),
+            })
         return res
 
 
@@ -1147,12 +1164,13 @@ def report(res):
     rows = [[t["check"], "-" if t.get("value") is None else t["value"], t["target"], fmt_met(t.get("met")), t.get("note", "")]
             for t in res["targets"]]
     out.append(table(rows, ["target", "value", "target", "met", "note"]))
-    if "rss" in res:
-        r = res["rss"]
-        out.append("")
-        out.append("agent peak RSS (VmHWM) over the workloads: %s kB%s" % (
-            r.get("peak_hwm_kb"),
-            "; with %d sessions open: VmRSS %d kB (%d kB before)" % (r["sessions"], r["rss_kb"], r["rss_before_kb"]) if "rss_kb" in r else ""))
+    r = res["rss"]
+    out.append("")
+    if r.get("peak_hwm_kb"):
+        out.append("agent peak RSS (VmHWM) over the workloads: %d kB" % r["peak_hwm_kb"])
+    for k, what in (("fresh", "a fresh agent"), ("used", "the agent after the workloads")):
+        if k in r:
+            out.append("%d sessions open on %s: VmRSS %d kB (%d kB before)" % (r[k]["sessions"], what, r[k]["rss_kb"], r[k]["rss_before_kb"]))
     if "event_rate" in res:
         e = res["event_rate"]
         out.append("event rate: %d opens per run, median %.0f events/s, agent CPU %.2fs per run"

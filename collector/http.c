@@ -328,6 +328,157 @@ static bool http_name_ok(const char *s)
 	return true;
 }
 
+/*
+ * What a TLS connection proved (its socket context): the client certificate
+ * chain that verified on an earlier request, and the node it names. A later
+ * request presenting the same chain (compared byte for byte, so that a
+ * renegotiation cannot bring in another) is that node without the signature
+ * checks again, until the earliest expiry of that chain or of a trusted CA:
+ * with the trust list fixed for the daemon's life, time is all that could
+ * change the verdict. Failures are not remembered: they are checked anew.
+ */
+struct http_conn {
+	bool verified;
+	uint8_t *chain; /* the certificates as presented: a 4-byte length, then the DER */
+	size_t chain_len;
+	time_t verified_at, valid_until;
+	char node_name[HTTP_NAME_MAX];
+};
+
+static void http_conn_forget(struct http_conn *k)
+{
+	free(k->chain);
+	k->chain = NULL;
+	k->chain_len = 0;
+	k->verified = false;
+}
+
+static void http_notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
+			     enum MHD_ConnectionNotificationCode toe)
+{
+	struct http_conn *k = *socket_context;
+
+	(void)cls;
+	(void)c;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		/* none (out of memory): every request verifies its certificate */
+		*socket_context = calloc(1, sizeof(struct http_conn));
+		return;
+	}
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED && k) {
+		http_conn_forget(k);
+		free(k);
+		*socket_context = NULL;
+	}
+}
+
+static struct http_conn *http_conn_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
+}
+
+/* true when certs are, byte for byte, the chain k verified, and the verdict still holds. */
+static bool http_conn_known(const struct http_conn *k, const gnutls_datum_t *certs, unsigned int n,
+			    time_t now)
+{
+	size_t off = 0;
+	uint32_t len;
+	unsigned int i;
+
+	if (!k->verified || now < k->verified_at || now >= k->valid_until)
+		return false;
+	for (i = 0; i < n; i++) {
+		if (k->chain_len - off < sizeof(len))
+			return false;
+		memcpy(&len, k->chain + off, sizeof(len));
+		off += sizeof(len);
+		if (len != certs[i].size || k->chain_len - off < len ||
+		    memcmp(k->chain + off, certs[i].data, len) != 0)
+			return false;
+		off += len;
+	}
+	return off == k->chain_len;
+}
+
+/* The earliest expiry of the certificates the session trusts (client_ca_file). */
+static int http_trust_expiry(gnutls_session_t s, time_t *until)
+{
+	gnutls_certificate_credentials_t cred = NULL;
+	gnutls_x509_trust_list_iter_t it = NULL;
+	gnutls_x509_trust_list_t tl = NULL;
+	gnutls_x509_crt_t ca;
+	time_t t;
+	int rc;
+
+	if (gnutls_credentials_get(s, GNUTLS_CRD_CERTIFICATE, (void **)&cred) < 0 || !cred)
+		return -ENOENT;
+	gnutls_certificate_get_trust_list(cred, &tl);
+	if (!tl)
+		return -ENOENT;
+	while ((rc = gnutls_x509_trust_list_iter_get_ca(tl, &it, &ca)) >= 0) {
+		t = gnutls_x509_crt_get_expiration_time(ca);
+		gnutls_x509_crt_deinit(ca);
+		if (t == (time_t)-1) {
+			rc = GNUTLS_E_INVALID_REQUEST;
+			break;
+		}
+		if (t < *until)
+			*until = t;
+	}
+	gnutls_x509_trust_list_iter_deinit(it);
+	return rc == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE ? 0 : -EINVAL;
+}
+
+/* Remember a chain that verified now, naming node; k stays unverified when it cannot. */
+static void http_conn_remember(struct http_conn *k, gnutls_session_t s, const gnutls_datum_t *certs,
+			       unsigned int n, const char *node, time_t now)
+{
+	gnutls_x509_crt_t crt = NULL;
+	time_t until = now + 86400; /* at least daily, whatever the certificates say */
+	size_t len = 0, off = 0;
+	unsigned int i;
+	time_t t;
+
+	http_conn_forget(k);
+	for (i = 0; i < n; i++) {
+		if (certs[i].size > UINT32_MAX - sizeof(uint32_t) ||
+		    len > SIZE_MAX - sizeof(uint32_t) - certs[i].size)
+			return;
+		len += sizeof(uint32_t) + certs[i].size;
+		if (gnutls_x509_crt_init(&crt) < 0)
+			return;
+		t = gnutls_x509_crt_import(crt, &certs[i], GNUTLS_X509_FMT_DER) < 0
+			? (time_t)-1
+			: gnutls_x509_crt_get_expiration_time(crt);
+		gnutls_x509_crt_deinit(crt);
+		if (t == (time_t)-1)
+			return;
+		if (t < until)
+			until = t;
+	}
+	if (http_trust_expiry(s, &until) || until <= now)
+		return;
+	k->chain = malloc(len ? len : 1);
+	if (!k->chain)
+		return;
+	for (i = 0; i < n; i++) {
+		uint32_t sz = certs[i].size;
+
+		memcpy(k->chain + off, &sz, sizeof(sz));
+		off += sizeof(sz);
+		memcpy(k->chain + off, certs[i].data, sz);
+		off += sz;
+	}
+	k->chain_len = len;
+	k->verified_at = now;
+	k->valid_until = until;
+	snprintf(k->node_name, sizeof(k->node_name), "%s", node);
+	k->verified = true;
+}
+
 /* A client certificate that verifies against client_ca_file, for client authentication. */
 static void http_peer_cert(struct MHD_Connection *c, struct http_peer *p)
 {
@@ -338,9 +489,11 @@ static void http_peer_cert(struct MHD_Connection *c, struct http_peer *p)
 	const union MHD_ConnectionInfo *ci;
 	const gnutls_datum_t *certs;
 	gnutls_x509_crt_t crt = NULL;
+	struct http_conn *conn;
 	gnutls_session_t s;
 	unsigned int n = 0, status = 0;
 	size_t len = sizeof(p->node_name) - 1;
+	time_t now;
 	int rc;
 
 	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
@@ -350,6 +503,13 @@ static void http_peer_cert(struct MHD_Connection *c, struct http_peer *p)
 	certs = gnutls_certificate_get_peers(s, &n);
 	if (!certs || n == 0)
 		return;
+	conn = http_conn_of(c);
+	now = time(NULL);
+	if (conn && http_conn_known(conn, certs, n, now)) {
+		snprintf(p->node_name, sizeof(p->node_name), "%s", conn->node_name);
+		p->node = true;
+		return;
+	}
 	rc = gnutls_certificate_verify_peers(s, &purpose, 1, &status);
 	if (rc < 0) {
 		snprintf(p->cert_problem, sizeof(p->cert_problem), "%s", gnutls_strerror(rc));
@@ -388,6 +548,8 @@ static void http_peer_cert(struct MHD_Connection *c, struct http_peer *p)
 		return;
 	}
 	p->node = true;
+	if (conn)
+		http_conn_remember(conn, s, certs, n, p->node_name, now);
 }
 
 /* Authorization: Bearer TOKEN, looked up by its SHA-256. 0, or -errno of the store. */
@@ -617,14 +779,19 @@ static enum MHD_Result http_part_finish(struct collector_http *h, struct MHD_Con
 		return http_error(c, r, MHD_HTTP_BAD_REQUEST,
 				  "part %u: %zu bytes is shorter than a part header (%d)", r->n,
 				  r->len, REC_HDR_SIZE);
-	if (gnutls_hash_fast(GNUTLS_DIG_SHA256, r->buf, r->len, sha) < 0)
-		return http_error(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot hash the part");
-	http_hex(sha, sizeof(sha), hex);
 	ret = collector_part_upload(h->st, h->ops, r->sid, r->n, r->buf, r->len, &status, why,
 				    sizeof(why));
 	st = http_ingest_status(ret, status, why, sizeof(why));
 	if (st >= 300)
 		return http_error(c, r, st, "%s", why[0] ? why : "part refused");
+	/*
+	 * A 2xx means part n is stored with this part's SHA-256 (ingest compared
+	 * it): the index has it, and the part need not be hashed a third time.
+	 */
+	if (h->ops->part_stat(h->st, r->sid, r->n, sha, NULL) != 0 &&
+	    gnutls_hash_fast(GNUTLS_DIG_SHA256, r->buf, r->len, sha) < 0)
+		return http_error(c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot hash the part");
+	http_hex(sha, sizeof(sha), hex);
 	if (st == MHD_HTTP_CREATED) {
 		collector_metrics_add(&h->m.parts_stored, 1);
 		collector_metrics_add(&h->m.upload_bytes, r->len);
@@ -1151,7 +1318,8 @@ int collector_http_start(struct collector_http **out, const struct collector_con
 		flags |= MHD_USE_IPv6;
 	/* First, so that MHD's own complaints about the rest go to our log too. */
 	opt[i++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)http_mhd_log, h};
-	opt[i++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)http_unescape, NULL};
+	opt[i++] =
+	    (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)http_unescape, NULL};
 	opt[i++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
 	opt[i++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, NULL};
 	opt[i++] =
@@ -1171,6 +1339,9 @@ int collector_http_start(struct collector_http **out, const struct collector_con
 		opt[i++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, h->ca_pem};
 		opt[i++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
 						   (void *)HTTP_TLS_PRIORITY};
+		/* a per-connection context: its client certificate is verified once */
+		opt[i++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION,
+						   (intptr_t)http_notify_conn, NULL};
 	}
 	opt[i++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 

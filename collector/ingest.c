@@ -37,6 +37,7 @@
 #define INGEST_CODE_UPLOAD  "T2005I"
 #define INGEST_EVENT_UPLOAD "session.upload"
 #define INGEST_CLOSED_MAX   16
+#define INGEST_HASH_CHUNK   (16u << 10) /* bytes hashed into both digests at a time */
 
 static pthread_mutex_t ingest_locks[INGEST_LOCKS];
 static pthread_once_t ingest_locks_once = PTHREAD_ONCE_INIT;
@@ -133,6 +134,42 @@ static int ingest_sha256(const void *p, size_t len, uint8_t out[32])
 	if (EVP_Digest(p, len, out, &n, EVP_sha256(), NULL) != 1 || n != 32)
 		return -EIO;
 	return 0;
+}
+
+/*
+ * The SHA-256 of a part's body (which its header names) and of the whole part
+ * (what the next part's prev_hash must be), in one walk over the part: each
+ * piece goes into both digests while it is in the cache.
+ */
+static int ingest_part_hashes(const uint8_t *buf, size_t len, uint8_t body[32], uint8_t whole[32])
+{
+	EVP_MD_CTX *b = EVP_MD_CTX_new(), *w = EVP_MD_CTX_new();
+	const EVP_MD *md = EVP_sha256();
+	unsigned int nb = 0, nw = 0;
+	size_t off, k;
+	int err = -EIO;
+
+	if (!b || !w) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if (len < REC_HDR_SIZE || EVP_DigestInit_ex(b, md, NULL) != 1 ||
+	    EVP_DigestInit_ex(w, md, NULL) != 1 || EVP_DigestUpdate(w, buf, REC_HDR_SIZE) != 1)
+		goto out;
+	for (off = REC_HDR_SIZE; off < len; off += k) {
+		k = len - off < INGEST_HASH_CHUNK ? len - off : INGEST_HASH_CHUNK;
+		if (EVP_DigestUpdate(b, buf + off, k) != 1 ||
+		    EVP_DigestUpdate(w, buf + off, k) != 1)
+			goto out;
+	}
+	if (EVP_DigestFinal_ex(b, body, &nb) != 1 || EVP_DigestFinal_ex(w, whole, &nw) != 1 ||
+	    nb != 32 || nw != 32)
+		goto out;
+	err = 0;
+out:
+	EVP_MD_CTX_free(b);
+	EVP_MD_CTX_free(w);
+	return err;
 }
 
 /* ------------------------------------------------------------ session rows */
@@ -330,6 +367,30 @@ static int ingest_row_rebuild(struct store *st, const struct store_ops *ops, con
 
 /* ------------------------------------------------------------ part upload */
 
+/*
+ * The row after part n (len bytes) was stored, from the row as read under the
+ * session's lock (ss; an empty sid when there was none): counts grown,
+ * created when missing.
+ */
+static int ingest_row_grow(struct store *st, const struct store_ops *ops, const char *sid,
+			   uint32_t n, size_t len, struct store_session *ss)
+{
+	int err = 0;
+
+	if (!ss->sid[0]) {
+		store_session_clear(ss);
+		err = ingest_row_rebuild(st, ops, sid, ss);
+	} else if (ss->parts <= n) {
+		ss->parts = n + 1;
+		ss->bytes += len;
+	} else {
+		return 0; /* a repeated upload: nothing changed */
+	}
+	if (!err)
+		err = ops->session_put(st, ss);
+	return err;
+}
+
 /* The row after part n (len bytes) was stored: counts grown, created when missing. */
 static int ingest_row_after_part(struct store *st, const struct store_ops *ops, const char *sid,
 				 uint32_t n, size_t len)
@@ -339,16 +400,11 @@ static int ingest_row_after_part(struct store *st, const struct store_ops *ops, 
 
 	err = ops->session_get(st, sid, &ss);
 	if (err == -ENOENT) {
-		err = ingest_row_rebuild(st, ops, sid, &ss);
-	} else if (!err && ss.parts <= n) {
-		ss.parts = n + 1;
-		ss.bytes += len;
-	} else if (!err) {
-		goto out; /* a repeated upload: nothing changed */
+		store_session_clear(&ss);
+		err = 0;
 	}
 	if (!err)
-		err = ops->session_put(st, &ss);
-out:
+		err = ingest_row_grow(st, ops, sid, n, len, &ss);
 	store_session_clear(&ss);
 	return err;
 }
@@ -386,15 +442,12 @@ int collector_part_upload(struct store *st, const struct store_ops *ops, const c
 				  "part is %zu bytes, its header says %" PRIu64
 				  " (truncated or trailing bytes)",
 				  len, (uint64_t)h.body_size + REC_HDR_SIZE);
-	err = ingest_sha256(buf + REC_HDR_SIZE, h.body_size, hash);
+	/* hash: what the next part's prev_hash must be, the whole part, header included */
+	err = ingest_part_hashes(buf, len, stored, hash);
 	if (err)
 		return ingest_fail(&r, sid, err, "SHA-256");
-	if (memcmp(hash, h.body_hash, 32) != 0)
+	if (memcmp(stored, h.body_hash, 32) != 0)
 		return ingest_say(&r, 400, "body hash mismatch");
-	/* What the next part's prev_hash must be: the whole part, header included. */
-	err = ingest_sha256(buf, len, hash);
-	if (err)
-		return ingest_fail(&r, sid, err, "SHA-256");
 
 	lock = ingest_lock(sid);
 	pthread_mutex_lock(lock);
@@ -490,7 +543,8 @@ int collector_part_upload(struct store *st, const struct store_ops *ops, const c
 			err = ops->session_put(st, &ss);
 		}
 	} else {
-		err = ingest_row_after_part(st, ops, sid, n, len);
+		/* ss is the row as read above, under the session's lock: still current */
+		err = ingest_row_grow(st, ops, sid, n, len, &ss);
 	}
 	if (err) {
 		/* the part is stored: its retry (200) or the completion mends the row */

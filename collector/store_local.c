@@ -56,10 +56,19 @@
 #define STORE_ARGS_MAX	     (16 + STORE_LABELS_MAX * 2)
 #define STORE_CAND_MAX	     5000	  /* a filter's sessions bound as a list up to this many */
 #define STORE_CHUNK	     (256u << 10) /* audit bytes written per write() */
+#define STORE_STMTS	     16		  /* statements kept prepared per connection */
+
+/* A statement prepared once per connection, keyed by the address of its SQL (a literal). */
+struct store_stmt {
+	const char *sql;
+	sqlite3_stmt *st;
+};
 
 struct store_conn {
 	sqlite3 *db;
 	struct store_conn *next;
+	struct store_stmt stmts[STORE_STMTS];
+	size_t n_stmts;
 };
 
 struct store {
@@ -143,7 +152,8 @@ struct store_q {
 	sqlite3 *db;
 	sqlite3_stmt *st;
 	int rc;
-	int n; /* parameters bound so far */
+	int n;	     /* parameters bound so far */
+	bool cached; /* the connection's: reset when done, not finalized */
 };
 
 static int store_q_prep(struct store_q *q, struct store_conn *c, const char *sql)
@@ -154,9 +164,48 @@ static int store_q_prep(struct store_q *q, struct store_conn *c, const char *sql
 	q->st = NULL;
 	q->rc = SQLITE_OK;
 	q->n = 0;
+	q->cached = false;
 	rc = sqlite3_prepare_v2(c->db, sql, -1, &q->st, NULL);
 	if (rc != SQLITE_OK)
 		return store_fail(c->db, rc, "prepare");
+	return 0;
+}
+
+/*
+ * store_q_prep for the statements of every upload: sql must be a string
+ * literal, whose address keys the connection's prepared copy, so that it is
+ * parsed once per connection instead of once per call.
+ */
+static int store_q_prep_lit(struct store_q *q, struct store_conn *c, const char *sql)
+{
+	struct store_stmt *e;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < c->n_stmts; i++) {
+		if (c->stmts[i].sql == sql) {
+			q->db = c->db;
+			q->st = c->stmts[i].st;
+			q->rc = SQLITE_OK;
+			q->n = 0;
+			q->cached = true;
+			return 0;
+		}
+	}
+	if (c->n_stmts == STORE_STMTS)
+		return store_q_prep(q, c, sql);
+	q->db = c->db;
+	q->st = NULL;
+	q->rc = SQLITE_OK;
+	q->n = 0;
+	q->cached = false;
+	rc = sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &q->st, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail(c->db, rc, "prepare");
+	e = &c->stmts[c->n_stmts++];
+	e->sql = sql;
+	e->st = q->st;
+	q->cached = true;
 	return 0;
 }
 
@@ -219,9 +268,16 @@ static void store_q_reset(struct store_q *q)
 
 static void store_q_done(struct store_q *q)
 {
-	/* finalize repeats the last step's error, already reported */
-	(void)sqlite3_finalize(q->st);
+	/* finalize and reset repeat the last step's error, already reported */
+	if (q->cached) {
+		/* reset ends the statement's read transaction; bound texts may be freed next */
+		(void)sqlite3_reset(q->st);
+		(void)sqlite3_clear_bindings(q->st);
+	} else {
+		(void)sqlite3_finalize(q->st);
+	}
 	q->st = NULL;
+	q->cached = false;
 }
 
 /* Run a statement that returns no rows of interest. */
@@ -365,8 +421,12 @@ static const char store_schema[] =
 
 static void store_conn_close(struct store_conn *c)
 {
+	size_t i;
+
 	if (!c)
 		return;
+	for (i = 0; i < c->n_stmts; i++)
+		(void)sqlite3_finalize(c->stmts[i].st);
 	if (sqlite3_close_v2(c->db) != SQLITE_OK)
 		log_warn("index.db: close: %s", sqlite3_errmsg(c->db));
 	free(c);
@@ -835,7 +895,7 @@ static int store_local_part_stat(struct store *s, const char *sid, uint32_t n, u
 	err = store_conn_get(s, &c);
 	if (err)
 		return err;
-	err = store_q_prep(&q, c, "SELECT sha256, size FROM parts WHERE sid = ? AND n = ?");
+	err = store_q_prep_lit(&q, c, "SELECT sha256, size FROM parts WHERE sid = ? AND n = ?");
 	if (err)
 		goto out;
 	store_q_text(&q, sid);
@@ -925,7 +985,7 @@ static int store_local_part_put(struct store *s, const char *sid, uint32_t n, co
 	/* The file goes in place only while no row says another part n is there. */
 	lock = store_part_lock(s, sid);
 	pthread_mutex_lock(lock);
-	err = store_q_prep(&q, c, "SELECT 1 FROM parts WHERE sid = ? AND n = ?");
+	err = store_q_prep_lit(&q, c, "SELECT 1 FROM parts WHERE sid = ? AND n = ?");
 	if (err)
 		goto out;
 	store_q_text(&q, sid);
@@ -947,7 +1007,8 @@ static int store_local_part_put(struct store *s, const char *sid, uint32_t n, co
 		log_error("%s: fsync: %s", dir, strerror(-err));
 		goto out;
 	}
-	err = store_q_prep(&q, c, "INSERT INTO parts(sid, n, sha256, size) VALUES (?, ?, ?, ?)");
+	err =
+	    store_q_prep_lit(&q, c, "INSERT INTO parts(sid, n, sha256, size) VALUES (?, ?, ?, ?)");
 	if (err)
 		goto out;
 	store_q_text(&q, sid);
@@ -1055,7 +1116,8 @@ static int store_local_session_put(struct store *s, const struct store_session *
 		goto out;
 
 	/* Both JSON texts must be what they claim (json_type fails on malformed JSON). */
-	err = store_q_prep(&q, c, "SELECT json_type(?1) = 'object' AND json_type(?2) = 'array'");
+	err =
+	    store_q_prep_lit(&q, c, "SELECT json_type(?1) = 'object' AND json_type(?2) = 'array'");
 	if (err)
 		goto out;
 	store_q_text(&q, labels);
@@ -1069,19 +1131,19 @@ static int store_local_session_put(struct store *s, const struct store_session *
 	if (err)
 		goto out;
 
-	err = store_q_prep(&q, c,
-			   "INSERT INTO sessions(" STORE_SESSION_COLS ")"
-			   " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-			   " ON CONFLICT(sid) DO UPDATE SET node = excluded.node,"
-			   " \"user\" = excluded.\"user\", login = excluded.login,"
-			   " kind = excluded.kind, labels = excluded.labels,"
-			   " initial_command = excluded.initial_command,"
-			   " start_ns = excluded.start_ns, end_ns = excluded.end_ns,"
-			   " exit_code = excluded.exit_code, cols = excluded.cols,"
-			   " \"rows\" = excluded.\"rows\", events = excluded.events,"
-			   " commands = excluded.commands, bytes = excluded.bytes,"
-			   " parts = excluded.parts, status = excluded.status,"
-			   " closed_by = excluded.closed_by");
+	err = store_q_prep_lit(&q, c,
+			       "INSERT INTO sessions(" STORE_SESSION_COLS ")"
+			       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+			       " ON CONFLICT(sid) DO UPDATE SET node = excluded.node,"
+			       " \"user\" = excluded.\"user\", login = excluded.login,"
+			       " kind = excluded.kind, labels = excluded.labels,"
+			       " initial_command = excluded.initial_command,"
+			       " start_ns = excluded.start_ns, end_ns = excluded.end_ns,"
+			       " exit_code = excluded.exit_code, cols = excluded.cols,"
+			       " \"rows\" = excluded.\"rows\", events = excluded.events,"
+			       " commands = excluded.commands, bytes = excluded.bytes,"
+			       " parts = excluded.parts, status = excluded.status,"
+			       " closed_by = excluded.closed_by");
 	if (err)
 		goto out;
 	store_q_text(&q, ss->sid);
@@ -1107,7 +1169,7 @@ static int store_local_session_put(struct store *s, const struct store_session *
 	if (err < 0)
 		goto out;
 
-	err = store_q_prep(&q, c, "DELETE FROM labels WHERE sid = ?");
+	err = store_q_prep_lit(&q, c, "DELETE FROM labels WHERE sid = ?");
 	if (err)
 		goto out;
 	store_q_text(&q, ss->sid);
@@ -1116,9 +1178,10 @@ static int store_local_session_put(struct store *s, const struct store_session *
 	if (err < 0)
 		goto out;
 	/* Scalars only: a label is a string (numbers are kept as their text). */
-	err = store_q_prep(&q, c,
-			   "INSERT INTO labels(sid, key, value) SELECT ?1, key, CAST(value AS TEXT)"
-			   " FROM json_each(?2) WHERE type NOT IN ('object', 'array', 'null')");
+	err = store_q_prep_lit(
+	    &q, c,
+	    "INSERT INTO labels(sid, key, value) SELECT ?1, key, CAST(value AS TEXT)"
+	    " FROM json_each(?2) WHERE type NOT IN ('object', 'array', 'null')");
 	if (err)
 		goto out;
 	store_q_text(&q, ss->sid);
@@ -1186,7 +1249,8 @@ static int store_local_session_get(struct store *s, const char *sid, struct stor
 	err = store_conn_get(s, &c);
 	if (err)
 		return err;
-	err = store_q_prep(&q, c, "SELECT " STORE_SESSION_SEL " FROM sessions s WHERE s.sid = ?");
+	err =
+	    store_q_prep_lit(&q, c, "SELECT " STORE_SESSION_SEL " FROM sessions s WHERE s.sid = ?");
 	if (err)
 		goto out;
 	store_q_text(&q, sid);
@@ -1973,8 +2037,8 @@ static int store_local_token_find(struct store *s, const uint8_t hash[32], char 
 	err = store_conn_get(s, &c);
 	if (err)
 		return err;
-	err =
-	    store_q_prep(&q, c, "SELECT \"user\", role FROM tokens WHERE hash = ? AND revoked = 0");
+	err = store_q_prep_lit(&q, c,
+			       "SELECT \"user\", role FROM tokens WHERE hash = ? AND revoked = 0");
 	if (err)
 		goto out;
 	store_q_blob(&q, hash, 32);

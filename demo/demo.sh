@@ -16,14 +16,15 @@
 #   TMPDIR         where the temporary directory goes (default /tmp)
 set -u
 umask 022
-NAME=sessrec_demo PROG=demo
+NAME=sessrec_demo PROG=demo # used by lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 KEEP=${DEMO_KEEP:-0}
 SESSION=${DEMO_SESSION:-$HERE/session.sh}
 # Files that every program opens: left out of the list of the session's files.
 BORING_FILES=' (/usr)?/lib(32|64|x32)?/| /etc/ld\.so\.| /usr/share/(locale|zoneinfo|terminfo)/| /(proc|sys|dev)/| /etc/(nsswitch\.conf|passwd|group|localtime|host\.conf|gai\.conf|resolv\.conf|hosts|ssl/)|/\.?curlrc '
-T= WEB_PID= RUN_PID= DONE=0
+T='' WEB_PID='' RUN_PID='' DONE=0
 
 cleanup() {
 	local rc=$? owned=0
@@ -108,8 +109,10 @@ say "web server  http://127.0.0.1:$WEB_PORT/setup.sh  (what the session download
 
 # ------------------------------------------------------------------ the session
 heading "A recorded session: sessrec run -- bash $(basename "$SESSION")"
-say "ls, id, uname -a, cat /etc/os-release, curl ... | sh, cat ~/.aws/credentials, an"
-say "attempt to upload them, echo ... | base64 -d | sh (the replay below shows it all)"
+if [ -z "${DEMO_SESSION:-}" ]; then
+	say "ls, id, uname -a, cat /etc/os-release, curl ... | sh, cat ~/.aws/credentials, an"
+	say "attempt to upload them, echo ... | base64 -d | sh (the replay below shows it all)"
+fi
 # Not on the terminal: keys typed meanwhile stay with the demo. In the background, so
 # that Ctrl-C interrupts the `wait` at once (and the cleanup kills the session).
 HOME=$T/home LC_ALL=C TERM=${TERM:-xterm} DEMO_WEB=http://127.0.0.1:$WEB_PORT DEMO_CLOSED_PORT=$CLOSED_PORT \

@@ -1,9 +1,11 @@
+# shellcheck shell=bash
 # Shared by demo/demo.sh and demo/run.sh (sourced, bash): find the programs, start
 # them, wait for them, stop them by PID.
 #
-# The caller sets NAME (the pin directory and cgroup root name, e.g. sessrec_demo) and
-# the variables below are derived from it.
+# The caller sets NAME (the pin directory and cgroup root name, e.g. sessrec_demo; the
+# variables below are derived from it) and PROG (its name in messages).
 
+: "${NAME:?}" "${PROG:?}"
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BUILD=${SESSREC_BUILD:-$HERE/../build}
 BIN=$(cd "$BUILD/bin" 2>/dev/null && pwd) || BIN=$BUILD/bin
@@ -15,9 +17,9 @@ AGENT_LOCK=/run/sessrec-agent-$NAME.lock # the agent's lock for this pin directo
 CGROUP_ROOT=/cgroup2/$NAME               # enhanced_recording.cgroup_path (default) / root_path
 WAIT_S=${WAIT_S:-60}                     # for a program to come up
 
-COLLECTOR_PID= AGENT_PID= PROG=$(basename "$0" .sh)
+COLLECTOR_PID='' AGENT_PID=''
 
-if [ -t 1 ]; then B=$'\e[1m' N=$'\e[0m'; else B= N=; fi
+if [ -t 1 ]; then B=$'\e[1m' N=$'\e[0m'; else B='' N=''; fi
 say() { printf '%s\n' "$*"; }
 heading() { printf '\n%s== %s%s\n' "$B" "$*" "$N"; }
 
@@ -104,7 +106,7 @@ remove_agent_leftovers() {
 }
 
 # ports N [PREFERRED]: N free loopback ports, all different, and with PREFERRED one more
-# (PREFERRED when it is free, else any).
+# (PREFERRED when nothing listens there, else any).
 ports() {
 	python3 - "$@" <<'EOF'
 import socket, sys
@@ -116,6 +118,7 @@ for _ in range(int(sys.argv[1])):
     out.append(s.getsockname()[1])
 if len(sys.argv) > 2:
     s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is no obstacle
     try:
         s.bind(("127.0.0.1", int(sys.argv[2])))
     except OSError:

@@ -15,25 +15,24 @@
 #   RUN_METRICS_PORT  the agent's metrics port (default 19464, else a free one)
 set -u
 umask 022
-NAME=sessrec_run PROG=run
+NAME=sessrec_run PROG=run # used by lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 DIR=${RUN_DIR:-/var/lib/sessrec-run}
-TAIL_PID=
+TAIL_PID='' SLEEP_PID=''
 
+# shellcheck disable=SC2317 # run by the trap
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	trap '' INT TERM
 	stop "log follower" "$TAIL_PID" 2
-	# Open sessions are finished by the agent; their programs go on, unrecorded
-	# (the next `make run` takes them back: docs/operations.md).
+	stop sleep "$SLEEP_PID" 2
+	# The agent finishes the open sessions' recordings; their programs go on, unrecorded.
 	stop sessrec-agent "$AGENT_PID" 15
 	stop sessrec-collector "$COLLECTOR_PID" 15
-	if agent_owned_lock; then
-		rm -f "$PIN_DIR"/* 2>/dev/null
-		rmdir "$PIN_DIR" "$CGROUP_ROOT" 2>/dev/null
-	fi
+	agent_owned_lock && remove_agent_leftovers
 	[ -n "$AGENT_PID" ] && say "stopped; state kept in $DIR (remove it to start afresh)"
 	exit "$rc"
 }
@@ -42,13 +41,14 @@ trap 'printf "\n"; exit 0' INT
 trap 'exit 0' TERM
 
 preflight curl python3 flock
-mkdir -p "$DIR" || fail "cannot create $DIR"
-chmod 700 "$DIR"
+[ -d "$DIR" ] || { mkdir -p "$(dirname "$DIR")" && mkdir -m 700 "$DIR"; } || fail "cannot create $DIR"
 
 # The ports asked for (or the defaults) when they are free, else free ones.
 read -r COLLECTOR_PORT <<<"$(ports 0 "${RUN_PORT:-18443}")"
 read -r METRICS_PORT <<<"$(ports 0 "${RUN_METRICS_PORT:-19464}")"
-[ -n "$COLLECTOR_PORT" ] && [ -n "$METRICS_PORT" ] || fail "cannot find free ports on 127.0.0.1"
+if [ -z "$COLLECTOR_PORT" ] || [ -z "$METRICS_PORT" ]; then
+	fail "cannot find free ports on 127.0.0.1"
+fi
 
 for try in 1 2 3 4; do
 	start_collector "$DIR/collector" "$COLLECTOR_PORT" && break
@@ -89,7 +89,8 @@ TAIL_PID=$!
 # Until Ctrl-C, or until one of them stops on its own.
 while alive "$AGENT_PID" && alive "$COLLECTOR_PID"; do
 	sleep 0.5 &
-	wait $! 2>/dev/null
+	SLEEP_PID=$!
+	wait "$SLEEP_PID" 2>/dev/null
 done
 alive "$AGENT_PID" || fail "sessrec-agent stopped" "$DIR/agent/agent.log"
 fail "sessrec-collector stopped" "$DIR/collector/collector.log"

@@ -12,9 +12,9 @@
 : "${DEMO_WEB:?}" "${DEMO_CLOSED_PORT:?}"
 cd "$HOME" || exit 1
 
-PROMPT="$(id -un)@$(hostname -s):~\$ "
+PROMPT='\u@\h:\w\$ ' # expanded by bash itself: no commands of its own in the recording
 run() {
-	printf '%s%s\n' "$PROMPT" "$1"
+	printf '%s%s\n' "${PROMPT@P}" "$1"
 	eval "$1"
 }
 

@@ -133,8 +133,11 @@ struct transcript {
 	bool wrap_on;
 	int wrap_row; /* the row that would continue it in a flush pass */
 	bool last_cr;
-	uint8_t u8[4]; /* a UTF-8 character cut at the end of a write */
+	uint8_t u8[4]; /* the UTF-8 character being decoded (maybe cut between writes) */
 	size_t u8_len, u8_need;
+	uint32_t u8_cp, u8_min;
+	uint8_t *clean; /* print data as it goes to libvterm */
+	size_t clean_cap;
 	/* escape sequences that make the screen lose text */
 	int esc;
 	bool scan_alt;	/* the alternate screen is on, as far as the bytes fed so far go */
@@ -1449,41 +1452,89 @@ static void transcript_feed(struct transcript *t, const uint8_t *p, size_t len)
 	vterm_input_write(t->vt, (const char *)p + from, len - from);
 }
 
+/* U+FFFD, for what is not UTF-8. */
+static size_t transcript_u8_bad(uint8_t *out)
+{
+	out[0] = 0xef;
+	out[1] = 0xbf;
+	out[2] = 0xbd;
+	return 3;
+}
+
 /*
- * Print data into the emulator. libvterm decodes each write on its own, so a
- * UTF-8 character cut between two writes is held back until it is whole.
+ * Print data into the emulator, as UTF-8 that libvterm cannot trip over.
+ * libvterm 0.1.4 keeps a half-decoded character across escape sequences and
+ * writes, and a C1 control decoded from UTF-8 (U+0080..U+009F, width -1)
+ * later crashes it ("\xc2\x94\033[K"). So every character is checked here
+ * and only whole, valid ones go on (shortest form, no surrogates, up to
+ * U+10FFFF); a character cut between two writes waits for its end; broken
+ * sequences become U+FFFD, C1 controls (invisible anyway) are dropped.
  */
 static void transcript_print(struct transcript *t, const uint8_t *p, size_t len)
 {
-	size_t i = len, back = 0;
+	uint8_t *out;
+	size_t o = 0;
 
-	if (t->u8_len) {
-		while (len && t->u8_len < t->u8_need && (*p & 0xc0) == 0x80) {
-			t->u8[t->u8_len++] = *p++;
-			len--;
-		}
-		if (t->u8_len < t->u8_need && !len)
+	if (len > SIZE_MAX / 3 - 8) {
+		t->err = -EOVERFLOW;
+		return;
+	}
+	if (len * 3 + 8 > t->clean_cap) {
+		size_t cap = len * 3 + 8;
+		uint8_t *c = realloc(t->clean, cap);
+
+		if (!c) {
+			t->err = -ENOMEM;
 			return;
-		transcript_feed(t, t->u8, t->u8_len); /* whole, or broken for good */
-		t->u8_len = 0;
-		i = len;
+		}
+		t->clean = c;
+		t->clean_cap = cap;
 	}
-	while (i > 0 && back < 3 && (p[i - 1] & 0xc0) == 0x80) {
-		i--;
-		back++;
-	}
-	if (i > 0 && p[i - 1] >= 0xc0 && p[i - 1] < 0xf8) {
-		uint8_t lead = p[i - 1];
-		size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2, have = len - (i - 1);
+	out = t->clean;
+	for (size_t i = 0; i < len; i++) {
+		uint8_t b = p[i];
 
-		if (have < need) {
-			memcpy(t->u8, p + i - 1, have);
-			t->u8_len = have;
-			t->u8_need = need;
-			len = i - 1;
+		if (t->u8_need) {
+			if ((b & 0xc0) == 0x80) {
+				t->u8[t->u8_len++] = b;
+				t->u8_cp = (t->u8_cp << 6) | (b & 0x3f);
+				if (--t->u8_need)
+					continue;
+				if (t->u8_cp < t->u8_min || t->u8_cp > 0x10ffff ||
+				    (t->u8_cp >= 0xd800 && t->u8_cp <= 0xdfff))
+					o += transcript_u8_bad(out + o);
+				else if (t->u8_cp >= 0xa0)
+					for (size_t j = 0; j < t->u8_len; j++)
+						out[o++] = t->u8[j];
+				continue;
+			}
+			/* cut short: what came so far is not a character */
+			t->u8_need = 0;
+			o += transcript_u8_bad(out + o);
+		}
+		if (b < 0x80) {
+			out[o++] = b;
+			continue;
+		}
+		t->u8_len = 1;
+		t->u8[0] = b;
+		if (b >= 0xc2 && b <= 0xdf) {
+			t->u8_need = 1;
+			t->u8_cp = b & 0x1f;
+			t->u8_min = 0x80;
+		} else if (b >= 0xe0 && b <= 0xef) {
+			t->u8_need = 2;
+			t->u8_cp = b & 0x0f;
+			t->u8_min = 0x800;
+		} else if (b >= 0xf0 && b <= 0xf4) {
+			t->u8_need = 3;
+			t->u8_cp = b & 0x07;
+			t->u8_min = 0x10000;
+		} else {
+			o += transcript_u8_bad(out + o);
 		}
 	}
-	transcript_feed(t, p, len);
+	transcript_feed(t, out, o);
 }
 
 /* ------------------------------------------------------------ stretches and units */
@@ -1510,9 +1561,11 @@ static void transcript_stretch_end(struct transcript *t)
 /* Everything up to now into the text, before an event line (all: at the end). */
 static void transcript_flush_point(struct transcript *t, bool all)
 {
-	if (all && t->u8_len) {
-		transcript_feed(t, t->u8, t->u8_len);
-		t->u8_len = 0;
+	if (all && t->u8_need && t->vt) {
+		uint8_t bad[3];
+
+		t->u8_need = 0;
+		transcript_feed(t, bad, transcript_u8_bad(bad));
 	}
 	transcript_screen_flush(t, all);
 	transcript_stretch_end(t);
@@ -2091,6 +2144,7 @@ void transcript_free(struct transcript *t)
 	free(t->meta_alt);
 	free(t->cells);
 	free(t->line);
+	free(t->clean);
 	free(t->text);
 	free(t->wrap.p);
 	free(t->run_first.p);

@@ -187,3 +187,12 @@ def test_init_container_waits_for_a_missing_certificate(tmp_path, issued):
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
             p.wait()
+
+
+def test_init_container_script_passes_shellcheck():
+    sc = shutil.which("shellcheck")
+    if not sc:
+        pytest.skip("shellcheck is not installed")
+    _, script = init_script()
+    r = subprocess.run([sc, "-s", "sh", "-"], input=script, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -107,7 +107,7 @@ def test_expected_objects_exist():
 
 def test_api_versions():
     want = {"Namespace": "v1", "ServiceAccount": "v1", "ConfigMap": "v1", "Service": "v1",
-            "Secret": "v1", "DaemonSet": "apps/v1", "StatefulSet": "apps/v1"}
+            "Secret": "v1", "ResourceQuota": "v1", "DaemonSet": "apps/v1", "StatefulSet": "apps/v1"}
     for o in all_objects():
         assert o["kind"] in want, "unexpected kind %s" % o["kind"]
         assert o["apiVersion"] == want[o["kind"]], o["kind"]
@@ -337,6 +337,12 @@ def test_agent_daemonset_is_privileged_with_host_pid():
     assert c["securityContext"].get("runAsUser", 0) == 0
     assert not spec.get("hostNetwork"), "the probes assume the pod's own network namespace"
     assert any(t.get("operator") == "Exists" and "key" not in t for t in spec.get("tolerations", []))
+    pc = spec.get("priorityClassName")
+    if pc in ("system-node-critical", "system-cluster-critical"):
+        scopes = [e for q in find_kind_or_none("ResourceQuota")
+                  for e in q["spec"].get("scopeSelector", {}).get("matchExpressions", [])]
+        assert any(e["scopeName"] == "PriorityClass" and e["operator"] == "In" and pc in e["values"]
+                   for e in scopes), "no quota admits %s pods (limitedResources clusters)" % pc
 
 
 def test_agent_reads_its_config_where_it_is_mounted():
