@@ -56,7 +56,7 @@
 #define STORE_ARGS_MAX	     (16 + STORE_LABELS_MAX * 2)
 #define STORE_CAND_MAX	     5000	  /* a filter's sessions bound as a list up to this many */
 #define STORE_CHUNK	     (256u << 10) /* audit bytes written per write() */
-#define STORE_STMTS	     16		  /* statements kept prepared per connection */
+#define STORE_STMTS	     24		  /* statements kept prepared per connection */
 
 /* A statement prepared once per connection, keyed by the address of its SQL (a literal). */
 struct store_stmt {
@@ -88,6 +88,21 @@ struct store {
 
 	pthread_mutex_t audit_lock; /* audit_fd */
 	int audit_fd;
+
+	/* Group commit of the writes of uploads (store_batch). */
+	pthread_mutex_t batch_lock;
+	pthread_cond_t batch_cond;
+	struct store_wreq *batch_head, **batch_tail; /* waiting for the next batch */
+	bool batch_running;
+};
+
+/* A write waiting for its batch: fn runs in the batch's transaction, in its own savepoint. */
+struct store_wreq {
+	int (*fn)(struct store_conn *c, void *arg);
+	void *arg;
+	int err;
+	bool done;
+	struct store_wreq *next;
 };
 
 /* ------------------------------------------------------------ SQLite helpers */
@@ -495,6 +510,97 @@ static void store_conn_put(struct store *s, struct store_conn *c)
 	pthread_mutex_unlock(&s->pool_lock);
 }
 
+/* ------------------------------------------------------------ group commit */
+
+/* A statement of a batch (a literal, kept prepared): 0 or -errno. */
+static int store_lit(struct store_conn *c, const char *sql, const char *what)
+{
+	struct store_q q = {0};
+	int err;
+
+	err = store_q_prep_lit(&q, c, sql);
+	if (!err)
+		err = store_q_step(&q, what);
+	store_q_done(&q);
+	return err < 0 ? err : 0;
+}
+
+/* Run the writes of a batch (list) as one transaction; each gets its own answer. */
+static void store_batch_run(struct store *s, struct store_wreq *list)
+{
+	struct store_conn *c = NULL;
+	struct store_wreq *w;
+	int err;
+
+	err = store_conn_get(s, &c);
+	if (!err)
+		err = store_begin(c);
+	for (w = list; w && !err; w = w->next) {
+		err = store_lit(c, "SAVEPOINT store_batch", "savepoint");
+		if (err)
+			break;
+		w->err = w->fn(c, w->arg);
+		if (w->err && sqlite3_get_autocommit(c->db)) {
+			/* SQLite gave up the whole transaction (e.g. disk full): nothing is kept */
+			err = w->err;
+			break;
+		}
+		if (w->err)
+			err = store_lit(c, "ROLLBACK TO store_batch", "savepoint");
+		if (!err)
+			err = store_lit(c, "RELEASE store_batch", "savepoint");
+	}
+	if (!err)
+		err = store_commit(c);
+	if (err) {
+		/* nothing of the batch is committed: each write fails, with its own error if any */
+		for (w = list; w; w = w->next) {
+			if (!w->err)
+				w->err = err;
+		}
+	}
+	store_conn_put(s, c);
+}
+
+/*
+ * Group commit: a write of an upload (a part's row, a session's row) waits in
+ * a queue; whoever finds no batch running takes everything queued and runs it
+ * as one transaction, each write in its own savepoint (one that fails is rolled
+ * back alone), with one COMMIT. synchronous=FULL: the commit is on disk when it
+ * returns, so every write of the batch is durable when store_batch returns 0,
+ * as it was with a transaction of its own; concurrent uploads share the fsync
+ * of the WAL, and wait on each other here rather than in SQLite's busy sleeps.
+ * fn must not call into the store.
+ */
+static int store_batch(struct store *s, int (*fn)(struct store_conn *c, void *arg), void *arg)
+{
+	struct store_wreq me = {.fn = fn, .arg = arg};
+	struct store_wreq *list;
+
+	pthread_mutex_lock(&s->batch_lock);
+	*s->batch_tail = &me;
+	s->batch_tail = &me.next;
+	while (!me.done) {
+		if (s->batch_running) {
+			pthread_cond_wait(&s->batch_cond, &s->batch_lock);
+			continue;
+		}
+		s->batch_running = true;
+		list = s->batch_head;
+		s->batch_head = NULL;
+		s->batch_tail = &s->batch_head;
+		pthread_mutex_unlock(&s->batch_lock);
+		store_batch_run(s, list);
+		pthread_mutex_lock(&s->batch_lock);
+		for (; list; list = list->next)
+			list->done = true;
+		s->batch_running = false;
+		pthread_cond_broadcast(&s->batch_cond);
+	}
+	pthread_mutex_unlock(&s->batch_lock);
+	return me.err;
+}
+
 static int store_schema_init(struct store_conn *c)
 {
 	struct store_q q = {0};
@@ -806,6 +912,9 @@ static int store_local_open(struct store **out, const struct collector_config *c
 	s->audit_fd = -1;
 	pthread_mutex_init(&s->pool_lock, NULL);
 	pthread_mutex_init(&s->audit_lock, NULL);
+	pthread_mutex_init(&s->batch_lock, NULL);
+	pthread_cond_init(&s->batch_cond, NULL);
+	s->batch_tail = &s->batch_head;
 	for (i = 0; i < STORE_STRIPES; i++)
 		pthread_mutex_init(&s->part_lock[i], NULL);
 	s->rotate_size = cfg->audit_rotate_size ? cfg->audit_rotate_size : (64u << 20);
@@ -874,6 +983,8 @@ static void store_local_close(struct store *s)
 		log_warn("%s: close: %s", s->log_path, strerror(errno));
 	pthread_mutex_destroy(&s->pool_lock);
 	pthread_mutex_destroy(&s->audit_lock);
+	pthread_mutex_destroy(&s->batch_lock);
+	pthread_cond_destroy(&s->batch_cond);
 	for (i = 0; i < STORE_STRIPES; i++)
 		pthread_mutex_destroy(&s->part_lock[i]);
 	free(s->dir);
@@ -956,9 +1067,37 @@ static int store_write_tmp(const char *dir, uint32_t n, const uint8_t *buf, size
 	return err;
 }
 
+/* A part's row: in a batch (store_batch). */
+struct store_part_row {
+	const char *sid;
+	uint32_t n;
+	const uint8_t *sha256;
+	size_t size;
+};
+
+static int store_part_row(struct store_conn *c, void *arg)
+{
+	const struct store_part_row *r = arg;
+	struct store_q q = {0};
+	int err;
+
+	err =
+	    store_q_prep_lit(&q, c, "INSERT INTO parts(sid, n, sha256, size) VALUES (?, ?, ?, ?)");
+	if (err)
+		return err;
+	store_q_text(&q, r->sid);
+	store_q_int(&q, r->n);
+	store_q_blob(&q, r->sha256, 32);
+	store_q_int(&q, (int64_t)r->size);
+	err = store_q_step(&q, "part_put");
+	store_q_done(&q);
+	return err < 0 ? err : 0;
+}
+
 static int store_local_part_put(struct store *s, const char *sid, uint32_t n, const uint8_t *buf,
 				size_t len, const uint8_t sha256[32])
 {
+	struct store_part_row row = {.sid = sid, .n = n, .sha256 = sha256, .size = len};
 	char dir[PATH_MAX], tmp[PATH_MAX], path[PATH_MAX];
 	pthread_mutex_t *lock = NULL;
 	struct store_conn *c = NULL;
@@ -1002,21 +1141,15 @@ static int store_local_part_put(struct store *s, const char *sid, uint32_t n, co
 		goto out;
 	}
 	have_tmp = false;
+	/* the batch runs on a connection of its own */
+	store_conn_put(s, c);
+	c = NULL;
 	err = store_fsync_dir(dir);
 	if (err) {
 		log_error("%s: fsync: %s", dir, strerror(-err));
 		goto out;
 	}
-	err =
-	    store_q_prep_lit(&q, c, "INSERT INTO parts(sid, n, sha256, size) VALUES (?, ?, ?, ?)");
-	if (err)
-		goto out;
-	store_q_text(&q, sid);
-	store_q_int(&q, n);
-	store_q_blob(&q, sha256, 32);
-	store_q_int(&q, (int64_t)len);
-	err = store_q_step(&q, "part_put");
-	store_q_done(&q);
+	err = store_batch(s, store_part_row, &row);
 out:
 	if (lock)
 		pthread_mutex_unlock(lock);
@@ -1095,33 +1228,25 @@ static const char *store_str(const char *s, const char *dflt)
 	return s ? s : dflt;
 }
 
-static int store_local_session_put(struct store *s, const struct store_session *ss)
-{
-	struct store_conn *c = NULL;
-	struct store_q q = {0};
-	const char *labels, *cmd;
-	int err;
+/* A session's row and its labels: in a batch (store_batch). */
+struct store_session_w {
+	const struct store_session *ss;
+	const char *labels, *cmd; /* the JSON texts, defaults applied */
+};
 
-	if (!ss || !util_is_uuid(ss->sid) || !ss->status ||
-	    (strcmp(ss->status, "uploading") != 0 && strcmp(ss->status, "complete") != 0))
-		return -EINVAL;
-	labels = ss->labels_json && *ss->labels_json ? ss->labels_json : "{}";
-	cmd =
-	    ss->initial_command_json && *ss->initial_command_json ? ss->initial_command_json : "[]";
-	err = store_conn_get(s, &c);
-	if (err)
-		return err;
-	err = store_begin(c);
-	if (err)
-		goto out;
+static int store_session_write(struct store_conn *c, void *arg)
+{
+	const struct store_session_w *w = arg;
+	struct store_q q = {0};
+	int err;
 
 	/* Both JSON texts must be what they claim (json_type fails on malformed JSON). */
 	err =
 	    store_q_prep_lit(&q, c, "SELECT json_type(?1) = 'object' AND json_type(?2) = 'array'");
 	if (err)
-		goto out;
-	store_q_text(&q, labels);
-	store_q_text(&q, cmd);
+		return err;
+	store_q_text(&q, w->labels);
+	store_q_text(&q, w->cmd);
 	err = store_q_step(&q, "session_put");
 	if (err == 1)
 		err = sqlite3_column_int(q.st, 0) ? 0 : -EINVAL;
@@ -1129,7 +1254,7 @@ static int store_local_session_put(struct store *s, const struct store_session *
 		err = -EIO;
 	store_q_done(&q);
 	if (err)
-		goto out;
+		return err;
 
 	err = store_q_prep_lit(&q, c,
 			       "INSERT INTO sessions(" STORE_SESSION_COLS ")"
@@ -1145,55 +1270,63 @@ static int store_local_session_put(struct store *s, const struct store_session *
 			       " parts = excluded.parts, status = excluded.status,"
 			       " closed_by = excluded.closed_by");
 	if (err)
-		goto out;
-	store_q_text(&q, ss->sid);
-	store_q_text(&q, store_str(ss->node, ""));
-	store_q_text(&q, store_str(ss->user, ""));
-	store_q_text(&q, store_str(ss->login, ""));
-	store_q_text(&q, store_str(ss->kind, ""));
-	store_q_text(&q, labels);
-	store_q_text(&q, cmd);
-	store_q_int(&q, ss->start_ns);
-	store_q_int(&q, ss->end_ns);
-	store_q_int(&q, ss->exit_code);
-	store_q_int(&q, ss->cols);
-	store_q_int(&q, ss->rows);
-	store_q_int(&q, ss->events > INT64_MAX ? INT64_MAX : (int64_t)ss->events);
-	store_q_int(&q, ss->commands > INT64_MAX ? INT64_MAX : (int64_t)ss->commands);
-	store_q_int(&q, ss->bytes > INT64_MAX ? INT64_MAX : (int64_t)ss->bytes);
-	store_q_int(&q, ss->parts);
-	store_q_text(&q, ss->status);
-	store_q_text(&q, store_str(ss->closed_by, ""));
+		return err;
+	store_q_text(&q, w->ss->sid);
+	store_q_text(&q, store_str(w->ss->node, ""));
+	store_q_text(&q, store_str(w->ss->user, ""));
+	store_q_text(&q, store_str(w->ss->login, ""));
+	store_q_text(&q, store_str(w->ss->kind, ""));
+	store_q_text(&q, w->labels);
+	store_q_text(&q, w->cmd);
+	store_q_int(&q, w->ss->start_ns);
+	store_q_int(&q, w->ss->end_ns);
+	store_q_int(&q, w->ss->exit_code);
+	store_q_int(&q, w->ss->cols);
+	store_q_int(&q, w->ss->rows);
+	store_q_int(&q, w->ss->events > INT64_MAX ? INT64_MAX : (int64_t)w->ss->events);
+	store_q_int(&q, w->ss->commands > INT64_MAX ? INT64_MAX : (int64_t)w->ss->commands);
+	store_q_int(&q, w->ss->bytes > INT64_MAX ? INT64_MAX : (int64_t)w->ss->bytes);
+	store_q_int(&q, w->ss->parts);
+	store_q_text(&q, w->ss->status);
+	store_q_text(&q, store_str(w->ss->closed_by, ""));
 	err = store_q_step(&q, "session_put");
 	store_q_done(&q);
 	if (err < 0)
-		goto out;
+		return err;
 
 	err = store_q_prep_lit(&q, c, "DELETE FROM labels WHERE sid = ?");
 	if (err)
-		goto out;
-	store_q_text(&q, ss->sid);
+		return err;
+	store_q_text(&q, w->ss->sid);
 	err = store_q_step(&q, "session_put labels");
 	store_q_done(&q);
 	if (err < 0)
-		goto out;
+		return err;
 	/* Scalars only: a label is a string (numbers are kept as their text). */
 	err = store_q_prep_lit(
 	    &q, c,
 	    "INSERT INTO labels(sid, key, value) SELECT ?1, key, CAST(value AS TEXT)"
 	    " FROM json_each(?2) WHERE type NOT IN ('object', 'array', 'null')");
 	if (err)
-		goto out;
-	store_q_text(&q, ss->sid);
-	store_q_text(&q, labels);
+		return err;
+	store_q_text(&q, w->ss->sid);
+	store_q_text(&q, w->labels);
 	err = store_q_step(&q, "session_put labels");
 	store_q_done(&q);
-	if (err < 0)
-		goto out;
-	err = store_commit(c);
-out:
-	store_conn_put(s, c);
-	return err;
+	return err < 0 ? err : 0;
+}
+
+static int store_local_session_put(struct store *s, const struct store_session *ss)
+{
+	struct store_session_w w = {.ss = ss};
+
+	if (!ss || !util_is_uuid(ss->sid) || !ss->status ||
+	    (strcmp(ss->status, "uploading") != 0 && strcmp(ss->status, "complete") != 0))
+		return -EINVAL;
+	w.labels = ss->labels_json && *ss->labels_json ? ss->labels_json : "{}";
+	w.cmd =
+	    ss->initial_command_json && *ss->initial_command_json ? ss->initial_command_json : "[]";
+	return store_batch(s, store_session_write, &w);
 }
 
 /* Fill *out from a row selected with STORE_SESSION_SEL. */

@@ -10,7 +10,8 @@
  *                       replacing) a process that made a network connection
  *   download executed   curl/wget writing to stdout in the same pipeline as a shell or
  *                       interpreter that reads its program from stdin (one of the 3
- *                       previous children of the same parent, started within 1 s);
+ *                       previous children of the same parent, started within 1 s, the
+ *                       source with the lower pid: a shell forks left to right);
  *                       sh -c "$(curl ...)" (the parent's next child after such a curl,
  *                       within 30 s, given a script of several lines or 40+ bytes); the
  *                       same as text (sh -c arguments, the initial command, typed
@@ -34,30 +35,29 @@
  *                       history file, ln -sf /dev/null ~/.bash_history, a history file
  *                       written by other than a shell
  *   unusual ports       outbound connections (not loopback) to a port outside
- *                       SUMMARY_USUAL_PORTS; a port scan (20+ ports on one host or 20+
- *                       hosts on one port)
- *   also                programs run from /tmp, /var/tmp, /dev/shm; writes to cron,
- *                       systemd units, shell rc files, authorized_keys, ld.so.preload
+ *                       summary_usual_ports (listed there); a port scan (20+ ports on one host or
+ * 20+ hosts on one port) also                programs run from /tmp, /var/tmp, /dev/shm; writes to
+ * cron, systemd units, shell rc files, authorized_keys, ld.so.preload
  *
  * Scoring, deterministic: every finding has a category; a category scores its
  * heaviest finding's weight plus an increment for each further distinct finding
  * (capped); the risk score is the sum over categories, at most 100.
  *
  *   category                        weight  each further  cap of further
- *   reverse shell                       60        +5           +10
+ *   reverse shell                       60        +5           +10  (a shell's own connect 45)
  *   download executed                   50        +5           +10
  *   decode and execute                  50        +5           +10
- *   password hashes read                50        +5           +10
+ *   password hashes read                50        +5           +10  (refused 25)
  *   credentials read                    40        +5           +10  (sudoers 30, refused 25)
  *   history clearing                    40        +5           +10
- *   privileged files written            40        +5           +10
+ *   privileged files written            40        +5           +10  (refused 25)
  *   setuid/setgid, capabilities         35        +5           +10
  *   port scan                           30        +0            +0
  *   account changes                     25        +5           +10  (admin group 35)
  *   persistence                         25        +5           +10
  *   unusual outbound port               15        +5           +15
  *   program run from a temp dir         15        +5           +10
- *   sudo, su, doas                      10        +0            +0
+ *   sudo, su, doas, ran as root         10        +0            +0  (root in a user's session)
  *
  * Level: 0-19 low, 20-49 medium, 50-79 high, 80-100 critical; needs_review
  * from medium up. One reverse shell, download or decode-and-execute alone is
@@ -83,11 +83,13 @@
 #define SUMMARY_FIFO_NS	     (60LL * 1000000000LL) /* mkfifo, then nc */
 #define SUMMARY_FILES_MAX    4096		   /* files written, remembered */
 #define SUMMARY_DESTS_MAX    4096		   /* distinct destinations */
-#define SUMMARY_PROGS_MAX    512		   /* distinct programs counted */
+#define SUMMARY_IDX	     8192 /* slots of the files' and destinations' indexes */
+#define SUMMARY_PROGS_MAX    512  /* distinct programs counted */
 #define SUMMARY_FINDINGS_MAX 256
 #define SUMMARY_REASONS_MAX  24
 #define SUMMARY_COI_MAX	     20
 #define SUMMARY_LINE_MAX     1024	   /* terminal text line scanned */
+#define SUMMARY_SCRIPT_LINES 512	   /* lines of an sh -c script looked at */
 #define SUMMARY_TEXT_MAX     (64ULL << 20) /* terminal bytes scanned at most */
 #define SUMMARY_CMD_MAX	     400	   /* a command line in a reason */
 #define SUMMARY_SCAN_PORTS   20
@@ -208,8 +210,10 @@ struct summary_ctx {
 	size_t recent_n, recent_next;
 	struct summary_file *files;
 	size_t n_files;
+	uint32_t *files_idx; /* SUMMARY_IDX slots: position in files + 1, 0 free */
 	struct summary_dest *dests;
 	size_t n_dests;
+	uint32_t *dests_idx;
 	struct summary_prog *progs;
 	size_t n_progs;
 	struct summary_finding *found;
@@ -591,11 +595,9 @@ static bool summary_pipe_to_shell(const char *p)
 	while (1) {
 		size_t n = 0;
 
-		while (*p == ' ' || *p == '\t')
+		while (*p == ' ' || *p == '\t' || *p == '\\')
 			p++;
-		while (p[n] && p[n] != ' ' && p[n] != '\t' && p[n] != '|' && p[n] != ';' &&
-		       p[n] != '&' && p[n] != ')' && p[n] != '\'' && p[n] != '"' &&
-		       n < sizeof(word) - 1)
+		while (p[n] && !strchr(" \t\r\n|;&)'\"<>", p[n]) && n < sizeof(word) - 1)
 			n++;
 		if (!n)
 			return false;
@@ -722,8 +724,9 @@ static const char *summary_text_history(const char *s)
 	return NULL;
 }
 
-/* Every text detector over one line: an sh -c argument, the initial command, a typed line. */
-static void summary_text(struct summary_ctx *x, const char *s, const char *where, char *cmd_owned)
+/* Every text detector over one line of text; takes cmd (the command behind it, or NULL). */
+static void summary_text_line(struct summary_ctx *x, const char *s, const char *where,
+			      char *cmd_owned)
 {
 	const char *h;
 	char *cmd = cmd_owned;
@@ -754,6 +757,35 @@ static void summary_text(struct summary_ctx *x, const char *s, const char *where
 					 where, cmd),
 			     strdup(cmd));
 	free(cmd);
+}
+
+/*
+ * Text that may hold commands: an sh -c argument, the initial command, a typed
+ * line. A script of several lines is looked at line by line (each reason
+ * quotes its line); control characters become spaces.
+ */
+static void summary_text(struct summary_ctx *x, const char *s, const char *where, char *cmd_owned)
+{
+	char line[SUMMARY_LINE_MAX];
+	size_t lines = 0;
+
+	if (!strpbrk(s, "\n\r")) {
+		summary_text_line(x, s, where, cmd_owned);
+		return;
+	}
+	free(cmd_owned);
+	while (*s && lines++ < SUMMARY_SCRIPT_LINES && !x->err) {
+		size_t n = strcspn(s, "\n\r"), k = n < sizeof(line) - 1 ? n : sizeof(line) - 1;
+
+		for (size_t i = 0; i < k; i++)
+			line[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i];
+		line[k] = '\0';
+		if (k > 3)
+			summary_text_line(x, line, where, NULL);
+		s += n;
+		while (*s == '\n' || *s == '\r')
+			s++;
+	}
 }
 
 /* Terminal output, line by line with escape sequences taken out. */
@@ -861,12 +893,21 @@ static bool summary_is_history(const char *path)
 	return summary_in(summary_base(path), shells);
 }
 
+/* The slot of path in the files' index: where it is, or where it would go. */
+static size_t summary_file_slot(const struct summary_ctx *x, const char *path)
+{
+	size_t s = summary_hash(path, 0xcbf29ce484222325ULL) & (SUMMARY_IDX - 1);
+
+	while (x->files_idx[s] && strcmp(x->files[x->files_idx[s] - 1].path, path) != 0)
+		s = (s + 1) & (SUMMARY_IDX - 1);
+	return s;
+}
+
 static struct summary_file *summary_file_get(struct summary_ctx *x, const char *path)
 {
-	for (size_t i = 0; i < x->n_files; i++)
-		if (strcmp(x->files[i].path, path) == 0)
-			return &x->files[i];
-	return NULL;
+	size_t s = summary_file_slot(x, path);
+
+	return x->files_idx[s] ? &x->files[x->files_idx[s] - 1] : NULL;
 }
 
 /* An executed path (maybe relative: ./x) is a file written in the session. */
@@ -1261,7 +1302,7 @@ static void summary_disk(struct summary_ctx *x, const Sessrec__Disk *d)
 				x->err = -ENOMEM;
 				return;
 			}
-			x->n_files++;
+			x->files_idx[summary_file_slot(x, path)] = (uint32_t)++x->n_files;
 		}
 		if (f) {
 			f->writer = d->pid;
@@ -1341,7 +1382,7 @@ static void summary_network(struct summary_ctx *x, const Sessrec__Network *n)
 	struct summary_dest *d = NULL;
 	struct summary_proc *p = summary_proc(x, n->pid);
 	char key[96], dest[80];
-	size_t i;
+	size_t i, slot;
 
 	x->conns++;
 	if (p)
@@ -1350,12 +1391,17 @@ static void summary_network(struct summary_ctx *x, const Sessrec__Network *n)
 		if (x->recent[i].pid == n->pid)
 			x->recent[i].kind |= SUMMARY_K_NET;
 	snprintf(dest, sizeof(dest), strchr(addr, ':') ? "[%s]:%u" : "%s:%u", addr, n->dst_port);
-	for (i = 0; i < x->n_dests; i++)
-		if (x->dests[i].port == n->dst_port && strcmp(x->dests[i].addr, addr) == 0 &&
-		    strcmp(x->dests[i].proto, proto) == 0)
+	slot = (summary_hash(addr, 0xcbf29ce484222325ULL ^ n->dst_port) ^ summary_hash(proto, 0)) &
+	       (SUMMARY_IDX - 1);
+	for (; x->dests_idx[slot]; slot = (slot + 1) & (SUMMARY_IDX - 1)) {
+		struct summary_dest *c = &x->dests[x->dests_idx[slot] - 1];
+
+		if (c->port == n->dst_port && strcmp(c->addr, addr) == 0 &&
+		    strcmp(c->proto, proto) == 0)
 			break;
-	if (i < x->n_dests) {
-		d = &x->dests[i];
+	}
+	if (x->dests_idx[slot]) {
+		d = &x->dests[x->dests_idx[slot] - 1];
 	} else if (x->n_dests < SUMMARY_DESTS_MAX) {
 		d = &x->dests[x->n_dests];
 		d->addr = strdup(addr);
@@ -1366,7 +1412,7 @@ static void summary_network(struct summary_ctx *x, const Sessrec__Network *n)
 		d->port = n->dst_port;
 		snprintf(d->proto, sizeof(d->proto), "%s", proto);
 		snprintf(d->prog, sizeof(d->prog), "%s", prog);
-		x->n_dests++;
+		x->dests_idx[slot] = (uint32_t)++x->n_dests;
 	}
 	if (d) {
 		if (ok)
@@ -1816,7 +1862,10 @@ int summary_builtin(const Sessrec__Event *const *events, size_t n, struct summar
 	x.dests = calloc(SUMMARY_DESTS_MAX, sizeof(*x.dests));
 	x.progs = calloc(SUMMARY_PROGS_MAX, sizeof(*x.progs));
 	x.found = calloc(SUMMARY_FINDINGS_MAX, sizeof(*x.found));
-	if (!x.procs || !x.files || !x.dests || !x.progs || !x.found) {
+	x.files_idx = calloc(SUMMARY_IDX, sizeof(*x.files_idx));
+	x.dests_idx = calloc(SUMMARY_IDX, sizeof(*x.dests_idx));
+	if (!x.procs || !x.files || !x.dests || !x.progs || !x.found || !x.files_idx ||
+	    !x.dests_idx) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -1892,6 +1941,8 @@ out:
 		free(x.found[i].cmd);
 	}
 	free(x.procs);
+	free(x.files_idx);
+	free(x.dests_idx);
 	free(x.files);
 	free(x.dests);
 	free(x.progs);

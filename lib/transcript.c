@@ -58,8 +58,14 @@
 
 #define TRANSCRIPT_COLS_DEFAULT 80
 #define TRANSCRIPT_ROWS_DEFAULT 24
-#define TRANSCRIPT_COLS_MAX	1000
-#define TRANSCRIPT_ROWS_MAX	500
+#define TRANSCRIPT_COLS_MAX	500
+#define TRANSCRIPT_ROWS_MAX	200
+/*
+ * Emulation costs per byte and per cell libvterm moves (a scroll moves the
+ * whole screen): past this much work (about 20 s of CPU), output is counted
+ * instead of rendered, so that no recording can keep a summarizer busy for long.
+ */
+#define TRANSCRIPT_WORK_MAX	(8ULL << 30)
 #define TRANSCRIPT_HEAD		40 /* output lines kept at the start of a stretch */
 #define TRANSCRIPT_TAIL		40 /* ... at its end */
 #define TRANSCRIPT_NOTABLE	40 /* ... and notable ones from between */
@@ -140,7 +146,11 @@ struct transcript {
 	size_t clean_cap;
 	/* escape sequences that make the screen lose text */
 	int esc;
-	bool scan_alt;	/* the alternate screen is on, as far as the bytes fed so far go */
+	bool scan_alt;	     /* the alternate screen is on, as far as the bytes fed so far go */
+	bool printed;	     /* text was printed since the last pass over the screen */
+	bool cursor_pending; /* that pass left the cursor's row unwritten */
+	/* emulation work (bytes fed, cells moved and read), bounded by TRANSCRIPT_WORK_MAX */
+	uint64_t work, budget, unrendered, unrendered_seg;
 	bool addressed; /* the cursor was positioned since the last pass over the screen */
 	char csi[24];
 	size_t csi_len;
@@ -660,12 +670,11 @@ int transcript_argv_string(char *const *argv, size_t argc, size_t arg_max, size_
 		if (!err)
 			err = transcript_quote(&o, argv[i] ? argv[i] : "", arg_max);
 	}
-	if (err) {
+	if (err)
 		free(o.p);
-		return err;
-	}
-	*out = o.p;
-	return 0;
+	else
+		*out = o.p;
+	return err;
 }
 
 /* ------------------------------------------------------------ text output */
@@ -1225,6 +1234,10 @@ static int transcript_cb_moverect(VTermRect dest, VTermRect src, void *user)
 	int rows = (int)t->rows;
 
 	t->push_idx = 0;
+	/* libvterm moves every cell of the rectangle */
+	t->work +=
+	    (uint64_t)(dest.end_row - dest.start_row > 0 ? dest.end_row - dest.start_row : 0) *
+	    (uint64_t)(dest.end_col - dest.start_col > 0 ? dest.end_col - dest.start_col : 0);
 	if (dest.start_col == 0 && dest.end_col == (int)t->cols &&
 	    dest.start_row != src.start_row && dest.start_row >= 0 && src.start_row >= 0 &&
 	    dest.end_row <= rows && src.end_row <= rows &&
@@ -1326,6 +1339,7 @@ static void transcript_screen_flush(struct transcript *t, bool all)
 {
 	VTermState *st;
 	VTermPos pos, cur;
+	bool cursor_pending = false;
 
 	if (!t->vt)
 		return;
@@ -1337,9 +1351,14 @@ static void transcript_screen_flush(struct transcript *t, bool all)
 		uint64_t h;
 		size_t n;
 
-		if (!m->dirty || (!all && !t->alt && pos.row == cur.row))
+		if (!m->dirty)
 			continue;
+		if (!all && !t->alt && pos.row == cur.row) {
+			cursor_pending = true;
+			continue;
+		}
 		m->dirty = false;
+		t->work += t->cols;
 		for (pos.col = 0; pos.col < (int)t->cols; pos.col++)
 			if (!vterm_screen_get_cell(t->vs, pos, &t->cells[pos.col]))
 				memset(&t->cells[pos.col], 0, sizeof(t->cells[pos.col]));
@@ -1352,6 +1371,8 @@ static void transcript_screen_flush(struct transcript *t, bool all)
 	}
 	transcript_wrap_flush(t);
 	t->addressed = false;
+	t->printed = false;
+	t->cursor_pending = cursor_pending;
 }
 
 /*
@@ -1388,6 +1409,15 @@ static bool transcript_csi_loses_text(struct transcript *t, char final)
 
 enum { TRANSCRIPT_ESC_NONE = 0, TRANSCRIPT_ESC_ESC, TRANSCRIPT_ESC_CSI };
 
+/* Bytes into libvterm, which always takes all of them (it buffers what it cannot act on yet). */
+static void transcript_vt_write(struct transcript *t, const char *p, size_t n)
+{
+	size_t used = n ? vterm_input_write(t->vt, p, n) : 0;
+
+	if (used != n)
+		t->err = t->err ? t->err : -EIO;
+}
+
 /*
  * Terminal bytes into the emulator. Before a sequence that clears the
  * screen, switches screens or resets the terminal takes effect (its final
@@ -1400,6 +1430,8 @@ static void transcript_feed(struct transcript *t, const uint8_t *p, size_t len)
 {
 	size_t from = 0;
 
+	t->work += len;
+
 	for (size_t i = 0; i < len; i++) {
 		uint8_t c = p[i];
 		bool loses = false;
@@ -1408,9 +1440,11 @@ static void transcript_feed(struct transcript *t, const uint8_t *p, size_t len)
 		case TRANSCRIPT_ESC_NONE:
 			if (c == 0x1b)
 				t->esc = TRANSCRIPT_ESC_ESC;
+			else if (c >= 0x20 || c == '\t')
+				t->printed = true;
 			else if (c == '\n' && !t->last_cr && !t->scan_alt) {
-				vterm_input_write(t->vt, (const char *)p + from, i - from);
-				vterm_input_write(t->vt, "\r", 1);
+				transcript_vt_write(t, (const char *)p + from, i - from);
+				transcript_vt_write(t, "\r", 1);
 				from = i;
 			}
 			break;
@@ -1444,12 +1478,14 @@ static void transcript_feed(struct transcript *t, const uint8_t *p, size_t len)
 		}
 		t->last_cr = c == '\r';
 		if (loses) {
-			vterm_input_write(t->vt, (const char *)p + from, i - from);
+			transcript_vt_write(t, (const char *)p + from, i - from);
 			from = i;
-			transcript_screen_flush(t, true);
+			/* nothing new on screen since the last look: nothing to lose */
+			if (t->printed || t->cursor_pending)
+				transcript_screen_flush(t, true);
 		}
 	}
-	vterm_input_write(t->vt, (const char *)p + from, len - from);
+	transcript_vt_write(t, (const char *)p + from, len - from);
 }
 
 /* U+FFFD, for what is not UTF-8. */
@@ -1475,6 +1511,12 @@ static void transcript_print(struct transcript *t, const uint8_t *p, size_t len)
 	uint8_t *out;
 	size_t o = 0;
 
+	if (t->work > t->budget) {
+		/* enough emulation for one transcript: the rest is counted, not rendered */
+		t->unrendered += len;
+		t->unrendered_seg += len;
+		return;
+	}
 	if (len > SIZE_MAX / 3 - 8) {
 		t->err = -EOVERFLOW;
 		return;
@@ -1568,6 +1610,17 @@ static void transcript_flush_point(struct transcript *t, bool all)
 		transcript_feed(t, bad, transcript_u8_bad(bad));
 	}
 	transcript_screen_flush(t, all);
+	if (t->unrendered_seg) {
+		char buf[96];
+		int n = snprintf(buf, sizeof(buf),
+				 "[… %" PRIu64 " bytes of output not rendered: the transcript's "
+				 "emulation budget is spent …]",
+				 t->unrendered_seg);
+
+		transcript_run_flush(t);
+		transcript_stretch_line(t, buf, (size_t)n);
+		t->unrendered_seg = 0;
+	}
 	transcript_stretch_end(t);
 }
 
@@ -2052,6 +2105,7 @@ int transcript_new(struct transcript **out, uint32_t cols, uint32_t rows)
 	t->cols = cols && rows ? cols : TRANSCRIPT_COLS_DEFAULT;
 	t->rows = cols && rows ? rows : TRANSCRIPT_ROWS_DEFAULT;
 	t->unit_start = t->prev_start = t->ev_off = TRANSCRIPT_NONE;
+	t->budget = TRANSCRIPT_WORK_MAX;
 	*out = t;
 	return 0;
 }
@@ -2111,6 +2165,12 @@ int transcript_finish(struct transcript *t, const char **text, size_t *len)
 		transcript_miss_flush(t);
 		transcript_flush_point(t, true);
 		transcript_unit_end(t);
+		if (t->unrendered)
+			transcript_printf(t,
+					  "[%" PRIu64
+					  " bytes of terminal output were not rendered: "
+					  "the transcript's emulation budget was spent]\n",
+					  t->unrendered);
 		if (t->over_cmds || t->over_net || t->over_lines || t->over_files)
 			transcript_printf(
 			    t,
@@ -2127,6 +2187,12 @@ int transcript_finish(struct transcript *t, const char **text, size_t *len)
 	*text = t->text ? t->text : "";
 	*len = t->len;
 	return 0;
+}
+
+void transcript_set_budget(struct transcript *t, uint64_t work)
+{
+	if (t)
+		t->budget = work;
 }
 
 uint64_t transcript_raw_bytes(const struct transcript *t)

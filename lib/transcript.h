@@ -18,12 +18,21 @@
 
 struct transcript;
 
-/* Start a transcript for a terminal of cols x rows. */
+/*
+ * Start a transcript for a terminal of cols x rows (0, 0: the size the
+ * session.start event gives, else 80x24; at most 500x200 is emulated).
+ */
 int transcript_new(struct transcript **out, uint32_t cols, uint32_t rows);
 /* Feed the recording's events in order (any type; unknown ones are ignored). */
 int transcript_add(struct transcript *t, const Sessrec__Event *ev);
 /* Finish: the text (NUL-terminated, owned by t) and its length. */
 int transcript_finish(struct transcript *t, const char **text, size_t *len);
+/*
+ * Bound the terminal emulation one transcript may do (units: bytes fed plus
+ * screen cells moved or read; default about 8.6e9, some 20 s of CPU). Past it
+ * the output is counted, not rendered; commands and the rest stay.
+ */
+void transcript_set_budget(struct transcript *t, uint64_t work);
 /* Raw terminal bytes seen (for the "N times smaller" figure). */
 uint64_t transcript_raw_bytes(const struct transcript *t);
 void transcript_free(struct transcript *t);
@@ -35,8 +44,7 @@ void transcript_free(struct transcript *t);
  * longer than max is cut, at a UTF-8 character boundary where there is one.
  * Empty text gives no chunk. 0, -EINVAL (max 0) or -ENOMEM.
  */
-int transcript_chunks(const char *text, size_t len, size_t max, size_t **offsets,
-		      size_t *n_chunks);
+int transcript_chunks(const char *text, size_t len, size_t max, size_t **offsets, size_t *n_chunks);
 
 /*
  * What a file path is to someone reviewing the session; the transcript and the
@@ -79,7 +87,7 @@ struct summary {
 	char *short_description;
 	char *detailed_description;
 	enum summary_risk risk_level;
-	uint32_t risk_score;	 /* 0..100 */
+	uint32_t risk_score; /* 0..100 */
 	char **risk_reasons;
 	size_t n_risk_reasons;
 	char **commands_of_interest;
@@ -96,7 +104,10 @@ int summary_risk_parse(const char *s, enum summary_risk *out);
  * session (its events), without any network. Detects, at least: downloads
  * piped to a shell, decode-and-execute, reading credentials or shadow files,
  * privilege changes, history clearing, reverse-shell patterns, outbound
- * connections on unusual ports.
+ * connections on unusual ports. What is detected and how it is scored:
+ * lib/summary_builtin.c. *out is overwritten (what it held is not freed);
+ * free it with summary_clear(). Deterministic: the same events give the same
+ * summary. 0, -EINVAL or -ENOMEM (then *out is cleared).
  */
 int summary_builtin(const Sessrec__Event *const *events, size_t n, struct summary *out);
 

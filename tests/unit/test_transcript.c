@@ -751,18 +751,18 @@ static void test_bounded(void **state)
 {
 	struct tx x;
 	const char *t;
-	char *buf = malloc(1 << 20);
+	char *buf = malloc(256 << 10);
 	char *cat[] = {"cat", "big"}, path[64];
 
 	(void)state;
 	assert_non_null(buf);
-	tx_open(&x, 200, 50);
-	for (int round = 0; round < 64; round++) {
+	tx_open(&x, 80, 24);
+	for (int round = 0; round < 16; round++) {
 		size_t n = 0;
 
 		snprintf(path, sizeof(path), "/usr/bin/tool%d", round);
 		tx_exec(&x, 5000 + (uint32_t)round, path, 0, 2, cat);
-		while (n < (1 << 20) - 200)
+		while (n < (256 << 10) - 200)
 			n += (size_t)snprintf(buf + n, 200, "r%d %zx %zx zz\n", round, n * 7919,
 					      n * 104729);
 		tx_print_n(&x, buf, n);
@@ -770,7 +770,7 @@ static void test_bounded(void **state)
 	tx_end(&x, 0);
 	t = tx_finish(&x);
 	assert_true(x.len < (2u << 20));
-	for (int round = 0; round < 64; round++) {
+	for (int round = 0; round < 16; round++) {
 		snprintf(path, sizeof(path), "exec /usr/bin/tool%d ", round);
 		assert_has(t, path);
 	}
@@ -797,11 +797,11 @@ static void test_random_bytes(void **state)
 		tx_open(&x,
 			round == 0   ? 80
 			: round == 1 ? 7
-				     : 300,
+				     : 160,
 			round == 0   ? 24
 			: round == 1 ? 3
-				     : 90);
-		for (int i = 0; i < 600; i++) {
+				     : 50);
+		for (int i = 0; i < 200; i++) {
 			size_t n = 0, want;
 
 			seed = seed * 1103515245 + 12345;
@@ -830,6 +830,31 @@ static void test_random_bytes(void **state)
 		assert_has(x.text, "[net] x → 192.0.2.1:9 tcp (ok)");
 		tx_close(&x);
 	}
+}
+
+/* Output that costs the emulator much (clears of a big screen) stops being rendered. */
+static void test_budget(void **state)
+{
+	struct tx x;
+	const char *t;
+	char *argv[] = {"watch"};
+
+	(void)state;
+	tx_open(&x, 500, 200);
+	transcript_set_budget(x.t, 20000000);
+	tx_print(&x, "first screen\n");
+	for (int i = 0; i < 2000; i++)
+		tx_print(&x, "x\033[2J\033[Hframe\n");
+	tx_exec(&x, 8000, "/usr/bin/watch", 0, 1, argv);
+	tx_print(&x, "more\n");
+	tx_end(&x, 0);
+	t = tx_finish(&x);
+	assert_line(t, "first screen");
+	assert_has(t,
+		   " bytes of output not rendered: the transcript's emulation budget is spent …]");
+	assert_has(t, "[8000] exec /usr/bin/watch | rc=0");
+	assert_has(t, " bytes of terminal output were not rendered");
+	tx_close(&x);
 }
 
 static void test_argv_string(void **state)
@@ -988,6 +1013,7 @@ int main(void)
 	    cmocka_unit_test(test_long_output_head_tail_notable),
 	    cmocka_unit_test(test_bounded),
 	    cmocka_unit_test(test_random_bytes),
+	    cmocka_unit_test(test_budget),
 	    cmocka_unit_test(test_argv_string),
 	    cmocka_unit_test(test_file_kinds),
 	    cmocka_unit_test(test_chunks),

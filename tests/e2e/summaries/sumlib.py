@@ -22,7 +22,6 @@ import json
 import os
 import random
 import re
-import signal
 import socket
 import subprocess
 import tempfile
@@ -409,6 +408,7 @@ class World:
         r = H.curl("%s/v1/sessions/%s/complete" % (c.url, rec.sid), method="POST", data=body,
                    headers=("Content-Type: application/json",))
         took = time.monotonic() - t
+        self.outputs.append(("POST complete " + rec.sid, r.body.decode(errors="replace") + r.err))
         assert r.status == 200, "complete %s: %r" % (rec.sid, r)
         if fast:
             assert took < fast, "uploading %s took %.2fs" % (rec.sid, took)

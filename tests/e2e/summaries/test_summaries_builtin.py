@@ -95,6 +95,8 @@ def test_fresh_install_builtin_summary_of_a_risky_real_session(world):
     assert sid in [json.loads(l)["sid"] for l in p.out.splitlines() if l.strip()], p.out
     p = w.cli(c, "ls", "--risk", "low", "--json", check=True)
     assert sid not in p.out, p.out
+    p = w.cli(c, "ls", "--risk", "severe")
+    assert p.returncode == 2 and "low, medium, high, critical" in p.err, (p.out, p.err)
     p = w.cli(c, "ls", "--risk", s["risk_level"], "--wide", check=True)
     assert sid in p.out and s["risk_level"] in p.out, p.out
     sess = w.api_json(c, "/v1/sessions/" + sid)

@@ -124,7 +124,8 @@ def test_budget_stops_a_chunked_session_between_requests(world):
     # a restart keeps the job waiting for the budget (and the gauge comes from the index)
     c.stop()
     c.start()
-    assert w.jobs(c, rec.sid)[0]["status"] == "budget_exceeded"
+    j = w.wait_job(c, rec.sid, timeout=20)  # (tried again at the start, still over today's budget)
+    assert j["status"] == "budget_exceeded", j
     m = w.metrics(c)
     assert metric(m, "sessrec_collector_inference_jobs_budget_exceeded", inference_model_name="gpt") == 1, m
     w.quiet(1.0)

@@ -133,6 +133,15 @@ def test_no_match_no_job_no_request(world):
     assert w.llm.requests() == []
     m = w.metrics(c)
     assert 'sessrec_collector_provider_requests_total{inference_model_name="mx"} 0' in m, m
+    # the default policy, once removed, is never put back (a restart included)
+    c.stop()
+    c.start()
+    assert w.api(c, "/v1/resources/policy/default").status == 404
+    r = session_rec(user="alice")
+    w.upload(c, r)
+    assert w.jobs(c) == []
+    w.quiet(0.5)
+    assert w.llm.requests() == []
 
 
 def test_filter_fields_k8s_pods_string_traits_and_evaluation_errors(world):

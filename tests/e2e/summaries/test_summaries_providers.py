@@ -131,6 +131,21 @@ def test_bedrock_converse_signed_with_sigv4(world):
     out = [{"toolUse": {"toolUseId": "tooluse_" + "0" * 22, "name": spec["name"], "input": want}}]
     assert (s["tokens_in"], s["tokens_out"]) == (tin, max(1, len(json.dumps(out)) // 4)), s
 
+    # a large session through Bedrock: parts and a combine request, each signed and with its tool
+    w.create(c, bedrock_model_doc("claude-small", BEDROCK_ID, max_session_length_bytes=1024))
+    big = session_rec(user="alice", commands=[["printf", "bedrock-line-%03d" % i, "-x"] for i in range(30)])
+    w.upload(c, big)
+    w.wait_job(c, big.sid)
+    n0 = len(w.llm.requests())
+    p = w.cli(c, "summarize", "--model", "claude-small", "--wait", big.sid, timeout=60)
+    assert p.returncode == 0, (p.out, p.err)
+    qs = w.llm.requests()[n0:]
+    assert len(qs) >= 3 and all(q["status"] == 200 and "error" not in q["auth"] for q in qs), \
+        [(q["status"], q.get("auth")) for q in qs]
+    assert all(q["json"]["toolConfig"]["tools"] for q in qs)
+    assert "The session was split into %d parts" % (len(qs) - 1) in qs[-1]["user_text"]
+    assert w.summary(c, big.sid)["chunks"] == len(qs) - 1
+
     # a wrong secret access key: AWS (the fake) refuses the signature; a failed summary says so
     wrong = "wRoNg/SecretKey+0000000000000000000000"
     w.secrets.append(wrong)
@@ -268,6 +283,18 @@ def test_summarize_on_demand(world):
     assert all(x["origin"] == "manual" for x in al), al
     ev = w.audit(c, type="session.summarized", sid=rec.sid)
     assert [(e["model_name"], e["origin"]) for e in ev] == [("mx", "manual"), ("my", "manual")], ev
+
+    # a failed attempt after them: the latest summary says so, the session keeps the risk of its
+    # latest successful one
+    level = al[0]["risk_level"]
+    w.llm.set("malformed", count=1)
+    p = w.cli(c, "summarize", "--model", "mx", "--wait", rec.sid, timeout=60)
+    assert p.returncode == 1 and "bad_json" in p.out + p.err, (p.out, p.err)
+    s = w.summary(c, rec.sid)
+    assert s["success"] is False and s["error_code"] == "bad_json", s
+    assert w.api_json(c, "/v1/sessions/" + rec.sid)["risk_level"] == level
+    p = w.cli(c, "ls", "--risk", level, "--json", check=True)
+    assert rec.sid in p.out, p.out
 
 
 def test_keyless_openai_compatible_server(world):
