@@ -263,6 +263,7 @@ kmatrix: all
 bench: all
 	$(Q)$(PYTHON) bench/run.py --build $(abspath $(BUILD))
 	$(Q)$(PYTHON) bench/collector_bench.py --build $(abspath $(BUILD))
+	$(Q)bench/transcript_bench.sh $(abspath $(BUILD))
 
 # make demo: collector, agent and a scripted session on this machine, what sessrec made
 # of it, then everything stopped and removed (demo/demo.sh). make run: a collector and an
