@@ -339,6 +339,7 @@ static bool http_name_ok(const char *s)
  */
 struct http_conn {
 	bool verified;
+	bool uncached;	/* the verdict could not be bounded in time: verify every request */
 	uint8_t *chain; /* the certificates as presented: a 4-byte length, then the DER */
 	size_t chain_len;
 	time_t verified_at, valid_until;
@@ -455,12 +456,12 @@ static void http_conn_remember(struct http_conn *k, gnutls_session_t s, const gn
 			: gnutls_x509_crt_get_expiration_time(crt);
 		gnutls_x509_crt_deinit(crt);
 		if (t == (time_t)-1)
-			return;
+			goto uncached;
 		if (t < until)
 			until = t;
 	}
 	if (http_trust_expiry(s, &until) || until <= now)
-		return;
+		goto uncached;
 	k->chain = malloc(len ? len : 1);
 	if (!k->chain)
 		return;
@@ -477,6 +478,9 @@ static void http_conn_remember(struct http_conn *k, gnutls_session_t s, const gn
 	k->valid_until = until;
 	snprintf(k->node_name, sizeof(k->node_name), "%s", node);
 	k->verified = true;
+	return;
+uncached:
+	k->uncached = true;
 }
 
 /* A client certificate that verifies against client_ca_file, for client authentication. */
@@ -548,7 +552,7 @@ static void http_peer_cert(struct MHD_Connection *c, struct http_peer *p)
 		return;
 	}
 	p->node = true;
-	if (conn)
+	if (conn && !conn->uncached)
 		http_conn_remember(conn, s, certs, n, p->node_name, now);
 }
 

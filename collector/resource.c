@@ -488,8 +488,10 @@ static int res_model_provider(const struct res_ctx *x, const yaml_node_t *spec, 
 	}
 	v = res_get(x, p, "temperature");
 	if (!err && v) {
+		/* the providers' own ranges: OpenAI takes 0..2, Bedrock's Converse 0..1 */
 		snprintf(field, sizeof(field), "spec.%s.temperature", which);
-		err = res_number(x, v, field, 0, 2, &r->model.temperature);
+		err = res_number(x, v, field, 0, strcmp(which, "bedrock") == 0 ? 1 : 2,
+				 &r->model.temperature);
 		if (!err)
 			err = res_jset(jp, "temperature", json_real(r->model.temperature));
 	}
