@@ -13,28 +13,28 @@
 
 /* An inference_model resource, resolved (the secret's value filled in). */
 struct provider_model {
-	const char *name;	     /* the resource's name */
-	const char *kind;	     /* "openai", "bedrock" or "builtin" */
-	const char *model_id;	     /* openai_model_id or bedrock_model_id */
-	const char *base_url;	     /* openai: default https://api.openai.com/v1 */
-	const char *api_key;	     /* openai: the secret's value (never logged) */
-	const char *region;	     /* bedrock */
+	const char *name;     /* the resource's name */
+	const char *kind;     /* "openai", "bedrock" or "builtin" */
+	const char *model_id; /* openai_model_id or bedrock_model_id */
+	const char *base_url; /* openai: default https://api.openai.com/v1 */
+	const char *api_key;  /* openai: the secret's value (never logged) */
+	const char *region;   /* bedrock */
 	double temperature;
-	uint32_t timeout_s;	     /* per request; default 60 */
-	uint32_t max_retries;	     /* 429/5xx/timeouts; default 4 */
-	/* bedrock: the standard AWS variables are read from the environment
-	 * (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN); an
-	 * endpoint override (tests, VPC endpoints) in AWS_ENDPOINT_URL_BEDROCK_RUNTIME. */
+	uint32_t timeout_s;   /* per request; default 60 */
+	uint32_t max_retries; /* 429/5xx/timeouts; default 4 */
+			      /* bedrock: the standard AWS variables are read from the environment
+			       * (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN); an
+			       * endpoint override (tests, VPC endpoints) in AWS_ENDPOINT_URL_BEDROCK_RUNTIME. */
 };
 
 /* What one call produced. */
 struct provider_result {
 	struct summary summary;
 	uint64_t tokens_in, tokens_out;
-	uint32_t requests;	     /* HTTP requests made, retries included */
-	int http_status;	     /* of the last request, 0 when none */
-	char error_code[64];	     /* provider error code or "timeout", "bad_json", "off_schema" */
-	char error[256];	     /* one line, never containing the key */
+	uint32_t requests;   /* HTTP requests made, retries included */
+	int http_status;     /* of the last request, 0 when none */
+	char error_code[64]; /* provider error code or "timeout", "bad_json", "off_schema" */
+	char error[256];     /* one line, never containing the key */
 };
 
 /* Counters the provider updates (the collector exposes them as metrics). */
