@@ -276,6 +276,7 @@ struct agent {
 	size_t n_conns;
 	bool stopping;
 	bool reload;
+	bool trim; /* memory of a burst was freed: give it back at the next tick */
 };
 
 struct ucred;

@@ -5,6 +5,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -469,6 +470,7 @@ void agent_session_flush_cycle(struct agent *a)
 			free(s->arena);
 			s->arena = NULL;
 			s->arena_cap = 0;
+			a->trim = true;
 		}
 	}
 	if (a->audit)
@@ -584,6 +586,15 @@ static void session_terminate(struct agent *a, struct agent_session *s, uint32_t
 void agent_session_tick(struct agent *a)
 {
 	int64_t now = util_now_ns();
+
+	/*
+	 * After a burst (arenas, parts handed to the writer), the allocator keeps
+	 * the freed memory; hand it back so an idle agent stays small.
+	 */
+	if (a->trim && (a->pool == NULL || rec_pool_queued(a->pool) == 0)) {
+		malloc_trim(0);
+		a->trim = false;
+	}
 	int64_t down = a->up ? agent_upload_down_since(a->up) : 0;
 	uint32_t grace = a->cfg->collector.sync_grace_period;
 
@@ -651,6 +662,7 @@ void agent_session_finish(struct agent *a, struct agent_session *s, const char *
 	log_info("session %s ended (%s), exit code %d, %lu events", s->sid, reason, s->exit_code,
 		 (unsigned long)s->next_ei);
 	session_remove(a, s);
+	a->trim = true;
 	METRIC_SET(a->metrics.sessions_open, a->n_sessions);
 	agent_session_free(s);
 }
