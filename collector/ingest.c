@@ -417,7 +417,7 @@ int collector_part_upload(struct store *st, const struct store_ops *ops, const c
 	struct store_session ss = {0};
 	struct rec_part_hdr h;
 	pthread_mutex_t *lock = NULL;
-	uint8_t hash[32], stored[32];
+	uint8_t body[32], hash[32], stored[32];
 	const char *reason = NULL;
 	char rwhy[256] = "";
 	Sessrec__Event *start = NULL;
@@ -443,10 +443,10 @@ int collector_part_upload(struct store *st, const struct store_ops *ops, const c
 				  " (truncated or trailing bytes)",
 				  len, (uint64_t)h.body_size + REC_HDR_SIZE);
 	/* hash: what the next part's prev_hash must be, the whole part, header included */
-	err = ingest_part_hashes(buf, len, stored, hash);
+	err = ingest_part_hashes(buf, len, body, hash);
 	if (err)
 		return ingest_fail(&r, sid, err, "SHA-256");
-	if (memcmp(stored, h.body_hash, 32) != 0)
+	if (memcmp(body, h.body_hash, 32) != 0)
 		return ingest_say(&r, 400, "body hash mismatch");
 
 	lock = ingest_lock(sid);

@@ -12,6 +12,7 @@
  * The index is the commit point: a part, a session or an audit line exists once
  * its row is committed (synchronous=FULL, so a commit is on disk). A part file
  * without a row is a leftover of a crash and is replaced by the next upload.
+ * The rows of concurrent uploads share a transaction and its fsync (store_batch).
  *
  * Audit lines are rows of the index too: their id is the cursor of audit_read,
  * which therefore continues across rotations of events.log. An append writes
@@ -1045,11 +1046,18 @@ static int store_session_dir(struct store *s, const char *sid, char *dir, size_t
 	return errno == EEXIST ? 0 : -errno;
 }
 
-/* Write buf to a new temporary file in dir, fsync'd. */
+/*
+ * Write buf to a new temporary file in dir, fsync'd. Its pages then leave the
+ * page cache: a part is written once and read once or twice later (completion,
+ * replay), so caching it only grows the cache (a container's memory limit
+ * counts it) and makes the next parts land in fresh pages; dropped clean pages
+ * are reused at once instead (in a VM whose balloon reclaims free memory,
+ * writing into never-used pages cost the collector ~1.7 s of CPU per GiB).
+ */
 static int store_write_tmp(const char *dir, uint32_t n, const uint8_t *buf, size_t len, char *tmp,
 			   size_t tmplen)
 {
-	int fd, err;
+	int fd, err, rc;
 
 	err = store_path(tmp, tmplen, "%s/.%u.part.XXXXXX", dir, n);
 	if (err)
@@ -1060,6 +1068,11 @@ static int store_write_tmp(const char *dir, uint32_t n, const uint8_t *buf, size
 	err = util_write_all(fd, buf, len);
 	if (!err && fsync(fd) < 0)
 		err = -errno;
+	if (!err) {
+		rc = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+		if (rc)
+			log_debug("%s: fadvise: %s (the part stays cached)", tmp, strerror(rc));
+	}
 	if (close(fd) < 0 && !err)
 		err = -errno;
 	if (err)
