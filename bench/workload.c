@@ -3,7 +3,7 @@
  *
  *   workload exec N              fork + execve /bin/true + waitpid, N times
  *   workload open N PATH         open + close of PATH, N times
- *   workload connect N PORT      TCP connect to 127.0.0.1:PORT + close, N times
+ *   workload connect N PORT      TCP connect to 127.0.0.1:PORT + close (abortive), N times
  *   workload pty BYTES [CHUNK]   BYTES of text written to stdout (a pty slave in
  *                                the benchmark) in write() calls of CHUNK bytes
  *   workload opens-rate N [PATH] open + close as fast as possible, N times (the
@@ -200,8 +200,16 @@ static int workload_open(uint64_t n, const char *path, struct workload_result *r
 
 /* ------------------------------------------------------------ connect */
 
+/*
+ * The close is abortive (SO_LINGER 0: a RST, no TIME_WAIT). A normal close
+ * leaves one TIME_WAIT socket per connect for 60 s; tens of thousands of
+ * them within a second exhaust the ephemeral ports the kernel picks from for
+ * connect(), and the loop then measures the kernel's port search instead of
+ * connect() and its hooks.
+ */
 static int workload_connect(uint64_t n, uint16_t port, struct workload_result *r)
 {
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
 	struct sockaddr_in sa;
 	uint64_t t0, c0, i;
 	int fd, err;
@@ -217,6 +225,12 @@ static int workload_connect(uint64_t n, uint16_t port, struct workload_result *r
 		if (fd < 0) {
 			fprintf(stderr, "workload: socket: %s\n", strerror(errno));
 			return -errno;
+		}
+		if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) < 0) {
+			err = -errno;
+			fprintf(stderr, "workload: SO_LINGER: %s\n", strerror(-err));
+			close(fd);
+			return err;
 		}
 		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 			err = -errno;
