@@ -11,7 +11,8 @@
  *
  * Attach path: syscall and sched tracepoints, which every supported kernel
  * has. Syscall arguments are stashed at sys_enter and the event is emitted at
- * sys_exit with the result, so failed calls are recorded too.
+ * sys_exit with the result, so failed calls are recorded too. Both ends check
+ * the session before anything else: the stash is only touched for sessions.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -106,10 +107,12 @@ static __always_inline int exec_exit(long ret)
 	__u64 cgid, off = 0, i;
 	long n;
 
+	if (!session_lookup(&cgid))
+		return 0;
 	st = stash_get();
 	if (!st)
 		return 0;
-	if (ret == 0 || !session_lookup(&cgid))
+	if (ret == 0)
 		goto out;
 	e = scratch_get();
 	if (!e)
@@ -228,11 +231,11 @@ static __always_inline int open_exit(long ret)
 	__u64 cgid;
 	long n;
 
+	if (!session_lookup(&cgid))
+		return 0;
 	st = stash_get();
 	if (!st)
 		return 0;
-	if (!session_lookup(&cgid))
-		goto out;
 	e = scratch_get();
 	if (!e)
 		goto out;
@@ -310,11 +313,11 @@ int sessrec_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	__u16 family = 0;
 	__u64 cgid;
 
+	if (!session_lookup(&cgid))
+		return 0;
 	st = stash_get();
 	if (!st)
 		return 0;
-	if (!session_lookup(&cgid))
-		goto out;
 	if (bpf_probe_read_user(&family, sizeof(family), (void *)st->a1))
 		goto out;
 	if (family != SESSREC_AF_INET && family != SESSREC_AF_INET6)
@@ -442,12 +445,12 @@ static __always_inline int tty_exit(long ret)
 	struct tty_copy *c;
 	__u64 cgid, left;
 
+	if (!session_lookup(&cgid))
+		return 0;
 	st = stash_get();
 	if (!st)
 		return 0;
 	if (ret <= 0)
-		goto out;
-	if (!session_lookup(&cgid))
 		goto out;
 	e = scratch_get();
 	c = loop_state(SESSREC_LOOP_TTY);
