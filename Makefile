@@ -23,7 +23,7 @@ Q = @
 msg = @printf '  %-9s %s\n' "$(1)" "$(2)";
 endif
 
-PKGS := libbpf libelf zlib libprotobuf-c yaml-0.1 jansson libcrypto uuid libmicrohttpd sqlite3 vterm \
+PKGS := libbpf libelf zlib libdeflate libprotobuf-c yaml-0.1 jansson libcrypto uuid libmicrohttpd sqlite3 vterm \
 	gnutls libcurl
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -76,7 +76,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 all: $(BINS) $(BENCH_BINS) $(PAM_SO)
 
 # ---------------------------------------------------------------- deps
-DEB_PKGS := clang llvm make gcc pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev \
+DEB_PKGS := clang llvm make gcc pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev libdeflate-dev \
 	protobuf-c-compiler libprotobuf-c-dev libyaml-dev libjansson-dev libssl-dev uuid-dev \
 	libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev libsqlite3-dev libcmocka-dev \
 	python3-pytest libclang-rt-14-dev libvterm-dev iproute2 clang-format util-linux procps curl \

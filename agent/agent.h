@@ -212,6 +212,8 @@ struct agent_session {
 	int client_fd;	    /* the launcher's connection, -1 once gone */
 	uid_t launcher_uid; /* who opened it (SO_PEERCRED): may also Close it */
 	struct rec_writer *w;
+	char *audit_fixed; /* the session's part of every audit line (audit_ctx_fixed) */
+	size_t audit_fixed_len;
 	uint64_t next_ei;
 	uint64_t next_ci;
 	uint64_t out_offset;
@@ -261,7 +263,9 @@ struct agent {
 	char hostname[256];
 	int64_t mono_to_real; /* add to a CLOCK_MONOTONIC time to get UTC */
 	FILE *audit;
-	char *line; /* the audit line being formatted, reused */
+	off_t audit_wb;	     /* audit log bytes whose writeback was started */
+	off_t audit_dropped; /* audit log bytes dropped from the page cache */
+	char *line;	     /* the audit line being formatted, reused */
 	size_t line_cap;
 	struct agent_session **sessions;
 	size_t n_sessions, cap_sessions;

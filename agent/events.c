@@ -33,6 +33,10 @@ static void events_audit(struct agent *a, struct agent_session *s, const Sessrec
 
 	if (!a->audit || ev->body_case == SESSREC__EVENT__BODY_PRINT)
 		return; /* terminal data never goes to the audit log */
+	if (!s->audit_fixed && audit_ctx_fixed(&ctx, &s->audit_fixed, &s->audit_fixed_len) != 0)
+		s->audit_fixed = NULL; /* rendered field by field */
+	ctx.fixed = s->audit_fixed;
+	ctx.fixed_len = s->audit_fixed_len;
 	err = audit_format_buf(ev, &ctx, &a->line, &a->line_cap, &len);
 	if (err) {
 		log_warn("session %s: cannot format audit event %lu: %s", s->sid,

@@ -10,8 +10,10 @@
 #include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/utsname.h>
 #include <sys/vfs.h>
@@ -26,6 +28,7 @@
 #define AGENT_DEFAULT_CONFIG "/etc/sessrec/agent.yaml"
 #define AGENT_PIN_DIR	     "/sys/fs/bpf/sessrec"
 #define AGENT_TICK_MS	     200
+#define AGENT_EVENT_NICE     (-10) /* the event thread's priority (see main) */
 /*
  * BPF pins and the cgroup root are node-wide: one agent per pin directory,
  * whatever its socket. The default pin directory keeps the plain lock name.
@@ -66,8 +69,9 @@ static int agent_preflight(void)
 		return -ENOTSUP;
 	}
 	if (uname(&u) == 0 && sscanf(u.release, "%u.%u", &major, &minor) == 2 &&
-	    (major < 5 || (major == 5 && minor < 8))) {
-		log_error("kernel %s is too old: 5.8 or later is required (BPF ring buffers)",
+	    (major < 5 || (major == 5 && minor < 12))) {
+		log_error("kernel %s is too old: 5.12 or later is required (BPF ring buffers, "
+			  "task storage in tracing programs)",
 			  u.release);
 		return -ENOTSUP;
 	}
@@ -229,7 +233,42 @@ static int agent_open_audit(struct agent *a)
 	if (a->audit)
 		fclose(a->audit);
 	a->audit = f;
+	a->audit_wb = a->audit_dropped = 0;
 	return 0;
+}
+
+/*
+ * Keep the audit log from filling the page cache: it is written once, and
+ * shippers read it from the end. Each tick starts the writeback of what was
+ * appended since the last one and drops what is more than
+ * AGENT_AUDIT_CACHED bytes behind the end and already on its way to disk, so
+ * that a busy node reuses the same few megabytes of cache instead of taking
+ * fresh memory for every line.
+ */
+#define AGENT_AUDIT_CACHED (8 << 20)
+
+static void agent_audit_writeback(struct agent *a)
+{
+	struct stat st;
+	off_t keep;
+	int fd;
+
+	if (!a->audit || fflush(a->audit) != 0)
+		return;
+	fd = fileno(a->audit);
+	if (fstat(fd, &st) < 0)
+		return;
+	if (st.st_size < a->audit_wb)
+		a->audit_wb = a->audit_dropped = 0; /* truncated (copytruncate rotation) */
+	keep = a->audit_wb - AGENT_AUDIT_CACHED;
+	if (keep > a->audit_dropped) {
+		posix_fadvise(fd, a->audit_dropped, keep - a->audit_dropped, POSIX_FADV_DONTNEED);
+		a->audit_dropped = keep;
+	}
+	if (st.st_size > a->audit_wb) {
+		sync_file_range(fd, a->audit_wb, st.st_size - a->audit_wb, SYNC_FILE_RANGE_WRITE);
+		a->audit_wb = st.st_size;
+	}
 }
 
 static int agent_resolve_group(struct agent *a, const struct agent_config *c, gid_t *gid)
@@ -462,6 +501,7 @@ static void agent_loop(struct agent *a)
 			a->mono_to_real = util_now_ns() - (int64_t)util_mono_ns();
 			agent_session_tick(a);
 			agent_update_metrics(a);
+			agent_audit_writeback(a);
 			if ((int64_t)util_mono_ns() >= a->next_completer_ns) {
 				agent_completer_run(a);
 				agent_session_sweep(a);
@@ -642,6 +682,17 @@ int main(int argc, char **argv)
 	agent_completer_run(&a);
 	agent_session_sweep(&a);
 	a.next_completer_ns = (int64_t)util_mono_ns() + AGENT_COMPLETER_INTERVAL_NS;
+	/*
+	 * This thread drains the kernel's ring buffers, which hold a few
+	 * milliseconds of a busy session's events: it must not wait behind the
+	 * processes it records. Like auditd's priority boost, it runs at a higher
+	 * priority than they do; the other threads set their own (the writer runs
+	 * below normal, uploads at normal).
+	 */
+	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), AGENT_EVENT_NICE) < 0)
+		log_warn("cannot raise the event thread's priority (nice %d): %s; events may be "
+			 "lost under load (give the agent CAP_SYS_NICE)",
+			 AGENT_EVENT_NICE, strerror(errno));
 	log_info("sessrec-agent %s started: node %s (%s), %s programs, sessions under %s "
 		 "(level %u), socket %s",
 		 SESSREC_VERSION, a.hostname, a.server_id, agent_bpf_strategy_name(a.bpf),

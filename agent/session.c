@@ -34,6 +34,7 @@ void agent_session_free(struct agent_session *s)
 		return;
 	free(s->pending);
 	free(s->arena);
+	free(s->audit_fixed);
 	for (size_t i = 0; i < s->n_command; i++)
 		free(s->command[i]);
 	free(s->command);

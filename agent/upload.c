@@ -30,7 +30,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1024,6 +1026,8 @@ static void *upload_main(void *arg)
 {
 	struct agent_upload *u = arg;
 
+	/* started from the event thread, whose raised priority is not for uploads */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 0);
 	pthread_mutex_lock(&u->lock);
 	while (!u->stop) {
 		int64_t now = (int64_t)util_mono_ns(), wake;

@@ -6,8 +6,10 @@
  *   workload connect N PORT      TCP connect to 127.0.0.1:PORT + close (abortive), N times
  *   workload pty BYTES [CHUNK]   BYTES of text written to stdout (a pty slave in
  *                                the benchmark) in write() calls of CHUNK bytes
- *   workload opens-rate N [PATH] open + close as fast as possible, N times (the
- *                                event-rate test; PATH defaults to /etc/passwd)
+ *   workload opens-rate N [PATH [RATE]]
+ *                                open + close N times (the event-rate test; PATH
+ *                                defaults to /etc/passwd), at most RATE per second
+ *                                on average when RATE is given and not 0
  *   workload listen              a loopback TCP listener outside the timing: prints
  *                                its port on stdout, accepts and closes until SIGTERM
  *
@@ -175,7 +177,24 @@ static int workload_exec(uint64_t n, struct workload_result *r)
 
 /* ------------------------------------------------------------ open */
 
-static int workload_open(uint64_t n, const char *path, struct workload_result *r)
+/* Sleep until i operations are due at rate per second since t0 (rate 0: never). */
+static void workload_pace(uint64_t t0, uint64_t i, uint64_t rate)
+{
+	uint64_t due, now;
+	struct timespec ts;
+
+	if (!rate)
+		return;
+	due = t0 + (uint64_t)((double)i * 1e9 / (double)rate);
+	now = workload_now_ns();
+	if (due <= now)
+		return;
+	ts.tv_sec = (time_t)((due - now) / 1000000000ULL);
+	ts.tv_nsec = (long)((due - now) % 1000000000ULL);
+	nanosleep(&ts, NULL);
+}
+
+static int workload_open(uint64_t n, const char *path, uint64_t rate, struct workload_result *r)
 {
 	uint64_t t0, c0, i;
 	int fd;
@@ -183,6 +202,9 @@ static int workload_open(uint64_t n, const char *path, struct workload_result *r
 	c0 = workload_cpu_ns();
 	t0 = workload_now_ns();
 	for (i = 0; i < n; i++) {
+		/* paced in steps of 256 operations (about 1 ms at 250k/s) */
+		if ((i & 255) == 0)
+			workload_pace(t0, i, rate);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
 			fprintf(stderr, "workload: open %s: %s\n", path, strerror(errno));
@@ -420,7 +442,7 @@ static void workload_usage(FILE *out)
 		     "       workload open N PATH\n"
 		     "       workload connect N PORT\n"
 		     "       workload pty BYTES [CHUNK]\n"
-		     "       workload opens-rate N [PATH]\n"
+		     "       workload opens-rate N [PATH [RATE]]\n"
 		     "       workload listen\n\n"
 		     "Runs one timed loop and reports {\"mode\",\"n\",\"ns\"} as a JSON line\n"
 		     "appended to $BENCH_OUT (else on stderr).\n");
@@ -451,10 +473,12 @@ int main(int argc, char **argv)
 		err = workload_exec(n, &r);
 	} else if (strcmp(mode, "open") == 0 && argc == 4) {
 		r.n = n;
-		err = workload_open(n, argv[3], &r);
-	} else if (strcmp(mode, "opens-rate") == 0 && (argc == 3 || argc == 4)) {
+		err = workload_open(n, argv[3], 0, &r);
+	} else if (strcmp(mode, "opens-rate") == 0 && argc >= 3 && argc <= 5) {
+		if (argc == 5 && workload_parse_u64(argv[4], 0, WORKLOAD_N_MAX, &v))
+			goto usage;
 		r.n = n;
-		err = workload_open(n, argc == 4 ? argv[3] : WORKLOAD_OPEN_DEF, &r);
+		err = workload_open(n, argc >= 4 ? argv[3] : WORKLOAD_OPEN_DEF, v, &r);
 	} else if (strcmp(mode, "connect") == 0 && argc == 4) {
 		if (workload_parse_u64(argv[3], 1, 65535, &v))
 			goto usage;

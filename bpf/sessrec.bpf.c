@@ -13,6 +13,8 @@
  * has. Syscall arguments are stashed at sys_enter and the event is emitted at
  * sys_exit with the result, so failed calls are recorded too. Both ends check
  * the session before anything else: the stash is only touched for sessions.
+ * A stash that cannot be made (the kernel is out of memory) is a lost event,
+ * counted like a full ring buffer.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -25,30 +27,52 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* The syscall number of a syscalls/ tracepoint: an int in the record, although
+ * vmlinux.h's trace_event_raw_sys_enter/exit declare it long. */
+#define SYSCALL_NR(ctx) ((__s32)(ctx)->id)
+
+/*
+ * The calling thread's stash for syscall nr, when it is in a session; NULL
+ * otherwise. A stash that cannot be made is a lost event of class cls.
+ */
+static __always_inline struct sessrec_stash *session_stash(__s64 nr, __u32 cls)
+{
+	struct sessrec_stash *st;
+	__u64 cgid;
+
+	if (!session_lookup(&cgid))
+		return NULL;
+	st = stash_new(nr);
+	if (!st)
+		lost_event(cls, cgid);
+	return st;
+}
+
 /* ------------------------------------------------------------ exec */
 
-static __always_inline int exec_enter(const char *filename, const char *const *argv)
+static __always_inline int exec_enter(__s64 nr, const char *filename, const char *const *argv)
 {
-	struct sessrec_stash st = {};
+	struct sessrec_stash *st = session_stash(nr, SESSREC_CLASS_COMMAND);
 
-	if (!session_lookup(NULL))
+	if (!st)
 		return 0;
-	st.a0 = (__u64)filename;
-	st.a1 = (__u64)argv;
-	stash_put(&st);
+	st->a0 = (__u64)filename;
+	st->a1 = (__u64)argv;
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_enter_execve")
 int sessrec_execve_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return exec_enter((const char *)ctx->args[0], (const char *const *)ctx->args[1]);
+	return exec_enter(SYSCALL_NR(ctx), (const char *)ctx->args[0],
+			  (const char *const *)ctx->args[1]);
 }
 
 SEC("tracepoint/syscalls/sys_enter_execveat")
 int sessrec_execveat_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return exec_enter((const char *)ctx->args[1], (const char *const *)ctx->args[2]);
+	return exec_enter(SYSCALL_NR(ctx), (const char *)ctx->args[1],
+			  (const char *const *)ctx->args[2]);
 }
 
 /* A successful exec: the new image's argv is one block in the new mm. */
@@ -99,7 +123,7 @@ int sessrec_exec_done(struct trace_event_raw_sched_process_exec *ctx)
 }
 
 /* A failed exec: the caller's memory is still there; read argv one by one. */
-static __always_inline int exec_exit(long ret)
+static __always_inline int exec_exit(__s64 nr, long ret)
 {
 	struct sessrec_stash *st;
 	const char *const *argv;
@@ -109,7 +133,7 @@ static __always_inline int exec_exit(long ret)
 
 	if (!session_lookup(&cgid))
 		return 0;
-	st = stash_get();
+	st = stash_get(nr);
 	if (!st)
 		return 0;
 	if (ret == 0)
@@ -164,54 +188,56 @@ static __always_inline int exec_exit(long ret)
 	e->path_len = n > 0 ? n : 0;
 	emit(&sessrec_cmd_rb, e, sizeof(*e) + off + e->path_len, SESSREC_CLASS_COMMAND, cgid);
 out:
-	stash_del();
+	stash_del(st);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_execve")
 int sessrec_execve_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return exec_exit(ctx->ret);
+	return exec_exit(SYSCALL_NR(ctx), ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_exit_execveat")
 int sessrec_execveat_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return exec_exit(ctx->ret);
+	return exec_exit(SYSCALL_NR(ctx), ctx->ret);
 }
 
 /* ------------------------------------------------------------ open */
 
-static __always_inline int open_enter(int dfd, const char *filename, __u64 flags, __u64 mode)
+static __always_inline int open_enter(__s64 nr, int dfd, const char *filename, __u64 flags,
+				      __u64 mode)
 {
-	struct sessrec_stash st = {};
+	struct sessrec_stash *st = session_stash(nr, SESSREC_CLASS_DISK);
 
-	if (!session_lookup(NULL))
+	if (!st)
 		return 0;
-	st.a0 = (__u64)filename;
-	st.a1 = flags;
-	st.a2 = mode;
-	st.a3 = (__u64)(__s64)dfd;
-	stash_put(&st);
+	st->a0 = (__u64)filename;
+	st->a1 = flags;
+	st->a2 = mode;
+	st->a3 = (__u64)(__s64)dfd;
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_enter_openat")
 int sessrec_openat_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return open_enter(ctx->args[0], (const char *)ctx->args[1], ctx->args[2], ctx->args[3]);
+	return open_enter(SYSCALL_NR(ctx), ctx->args[0], (const char *)ctx->args[1], ctx->args[2],
+			  ctx->args[3]);
 }
 
 SEC("tracepoint/syscalls/sys_enter_open")
 int sessrec_open_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return open_enter(SESSREC_AT_FDCWD, (const char *)ctx->args[0], ctx->args[1], ctx->args[2]);
+	return open_enter(SYSCALL_NR(ctx), SESSREC_AT_FDCWD, (const char *)ctx->args[0],
+			  ctx->args[1], ctx->args[2]);
 }
 
 SEC("tracepoint/syscalls/sys_enter_creat")
 int sessrec_creat_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return open_enter(SESSREC_AT_FDCWD, (const char *)ctx->args[0],
+	return open_enter(SYSCALL_NR(ctx), SESSREC_AT_FDCWD, (const char *)ctx->args[0],
 			  SESSREC_O_CREAT | SESSREC_O_WRONLY | SESSREC_O_TRUNC, ctx->args[1]);
 }
 
@@ -221,10 +247,11 @@ int sessrec_openat2_enter(struct trace_event_raw_sys_enter *ctx)
 	struct open_how how = {};
 
 	bpf_probe_read_user(&how, sizeof(how), (void *)ctx->args[2]);
-	return open_enter(ctx->args[0], (const char *)ctx->args[1], how.flags, how.mode);
+	return open_enter(SYSCALL_NR(ctx), ctx->args[0], (const char *)ctx->args[1], how.flags,
+			  how.mode);
 }
 
-static __always_inline int open_exit(long ret)
+static __always_inline int open_exit(__s64 nr, long ret)
 {
 	struct sessrec_stash *st;
 	struct sessrec_open *e;
@@ -233,7 +260,7 @@ static __always_inline int open_exit(long ret)
 
 	if (!session_lookup(&cgid))
 		return 0;
-	st = stash_get();
+	st = stash_get(nr);
 	if (!st)
 		return 0;
 	e = scratch_get();
@@ -260,32 +287,32 @@ static __always_inline int open_exit(long ret)
 	emit(&sessrec_disk_rb, e, sizeof(*e) + (n & (SESSREC_PATH_MAX * 2 - 1)), SESSREC_CLASS_DISK,
 	     cgid);
 out:
-	stash_del();
+	stash_del(st);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_openat")
 int sessrec_openat_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return open_exit(ctx->ret);
+	return open_exit(SYSCALL_NR(ctx), ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_exit_open")
 int sessrec_open_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return open_exit(ctx->ret);
+	return open_exit(SYSCALL_NR(ctx), ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_exit_creat")
 int sessrec_creat_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return open_exit(ctx->ret);
+	return open_exit(SYSCALL_NR(ctx), ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_exit_openat2")
 int sessrec_openat2_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return open_exit(ctx->ret);
+	return open_exit(SYSCALL_NR(ctx), ctx->ret);
 }
 
 /* ------------------------------------------------------------ connect */
@@ -293,14 +320,13 @@ int sessrec_openat2_exit(struct trace_event_raw_sys_exit *ctx)
 SEC("tracepoint/syscalls/sys_enter_connect")
 int sessrec_connect_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	struct sessrec_stash st = {};
+	struct sessrec_stash *st = session_stash(SYSCALL_NR(ctx), SESSREC_CLASS_NETWORK);
 
-	if (!session_lookup(NULL))
+	if (!st)
 		return 0;
-	st.a0 = ctx->args[0]; /* fd */
-	st.a1 = ctx->args[1]; /* struct sockaddr __user * */
-	st.a2 = ctx->args[2]; /* addrlen */
-	stash_put(&st);
+	st->a0 = ctx->args[0]; /* fd */
+	st->a1 = ctx->args[1]; /* struct sockaddr __user * */
+	st->a2 = ctx->args[2]; /* addrlen */
 	return 0;
 }
 
@@ -315,7 +341,7 @@ int sessrec_connect_exit(struct trace_event_raw_sys_exit *ctx)
 
 	if (!session_lookup(&cgid))
 		return 0;
-	st = stash_get();
+	st = stash_get(SYSCALL_NR(ctx));
 	if (!st)
 		return 0;
 	if (bpf_probe_read_user(&family, sizeof(family), (void *)st->a1))
@@ -345,33 +371,38 @@ int sessrec_connect_exit(struct trace_event_raw_sys_exit *ctx)
 	sock_source(st->a0, family, e);
 	emit(&sessrec_net_rb, e, sizeof(*e), SESSREC_CLASS_NETWORK, cgid);
 out:
-	stash_del();
+	stash_del(st);
 	return 0;
 }
 
 /* ------------------------------------------------------------ terminal output */
 
-static __always_inline int tty_enter(__u64 fd, __u64 buf, __u64 iovcnt)
+static __always_inline int tty_enter(__s64 nr, __u64 fd, __u64 buf, __u64 iovcnt)
 {
-	struct sessrec_stash st = {};
+	struct sessrec_stash *st;
 	__u32 major, minor;
+	__u64 cgid;
 
-	if (!session_lookup(NULL))
+	if (!session_lookup(&cgid))
 		return 0;
 	if (!fd_pty_slave(fd, &major, &minor))
 		return 0;
-	st.a0 = buf; /* the buffer, or the iovec array */
-	st.a1 = major;
-	st.a2 = minor;
-	st.a3 = iovcnt; /* 0: a plain write() */
-	stash_put(&st);
+	st = stash_new(nr);
+	if (!st) {
+		lost_event(SESSREC_CLASS_TERMINAL, cgid);
+		return 0;
+	}
+	st->a0 = buf; /* the buffer, or the iovec array */
+	st->a1 = major;
+	st->a2 = minor;
+	st->a3 = iovcnt; /* 0: a plain write() */
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_enter_write")
 int sessrec_write_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	return tty_enter(ctx->args[0], ctx->args[1], 0);
+	return tty_enter(SYSCALL_NR(ctx), ctx->args[0], ctx->args[1], 0);
 }
 
 SEC("tracepoint/syscalls/sys_enter_writev")
@@ -379,7 +410,7 @@ int sessrec_writev_enter(struct trace_event_raw_sys_enter *ctx)
 {
 	if (ctx->args[2] == 0)
 		return 0;
-	return tty_enter(ctx->args[0], ctx->args[1], ctx->args[2]);
+	return tty_enter(SYSCALL_NR(ctx), ctx->args[0], ctx->args[1], ctx->args[2]);
 }
 
 /* Copy one chunk of a write() or writev() into the ring buffer; 1 when there is no more. */
@@ -422,7 +453,9 @@ static __always_inline long tty_chunk(void)
 	e->len = len;
 	e->lost_total = s->lost_tty_bytes;
 	if (bpf_probe_read_user(e->data, len, (void *)src) ||
-	    bpf_ringbuf_output(&sessrec_tty_rb, e, sizeof(*e) + len, 0)) {
+	    bpf_ringbuf_output(
+		&sessrec_tty_rb, e, sizeof(*e) + len,
+		wake_flags(&sessrec_tty_rb, sizeof(*e) + len, SESSREC_CLASS_TERMINAL))) {
 		__sync_fetch_and_add(&s->lost_tty_bytes, len);
 		__sync_fetch_and_add(&s->lost_events[SESSREC_CLASS_TERMINAL], 1);
 		count_lost(SESSREC_CLASS_TERMINAL, len);
@@ -437,7 +470,7 @@ static long tty_chunk_cb(__u32 i, void *ctx)
 	return tty_chunk();
 }
 
-static __always_inline int tty_exit(long ret)
+static __always_inline int tty_exit(__s64 nr, long ret)
 {
 	struct sessrec_session *s;
 	struct sessrec_stash *st;
@@ -447,7 +480,7 @@ static __always_inline int tty_exit(long ret)
 
 	if (!session_lookup(&cgid))
 		return 0;
-	st = stash_get();
+	st = stash_get(nr);
 	if (!st)
 		return 0;
 	if (ret <= 0)
@@ -482,18 +515,18 @@ static __always_inline int tty_exit(long ret)
 		count_lost(SESSREC_CLASS_TERMINAL, left);
 	}
 out:
-	stash_del();
+	stash_del(st);
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_write")
 int sessrec_write_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return tty_exit(ctx->ret);
+	return tty_exit(SYSCALL_NR(ctx), ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_exit_writev")
 int sessrec_writev_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return tty_exit(ctx->ret);
+	return tty_exit(SYSCALL_NR(ctx), ctx->ret);
 }

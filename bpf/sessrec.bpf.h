@@ -21,6 +21,7 @@
 /* Syscall arguments kept from sys_enter until sys_exit of the same thread. */
 struct sessrec_stash {
 	__u64 a0, a1, a2, a3;
+	__s64 nr; /* the syscall they belong to; -1: none */
 };
 
 struct sessrec_lost_counters {
@@ -108,12 +109,16 @@ struct {
 	__type(value, struct sessrec_lost_counters);
 } sessrec_lost SEC(".maps");
 
-/* Arguments between sys_enter and sys_exit, per thread. LRU: a thread that
- * never returns (exit from inside a syscall) cannot leak entries. */
+/*
+ * Arguments between sys_enter and sys_exit, in the thread's own task storage:
+ * no hash to search or lock, nothing to delete (an entry is marked unused),
+ * and the kernel frees it with the thread, so a thread that never returns
+ * leaks nothing.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct sessrec_stash);
 } sessrec_stash SEC(".maps");
 
@@ -154,25 +159,30 @@ static __always_inline struct sessrec_session *session_lookup(__u64 *cgid)
 
 /* ------------------------------------------------------------ stash and scratch */
 
-static __always_inline void stash_put(struct sessrec_stash *st)
+/* The calling thread's stash, created on first use (NULL when out of memory). */
+static __always_inline struct sessrec_stash *stash_new(__s64 nr)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	struct sessrec_stash *st;
 
-	bpf_map_update_elem(&sessrec_stash, &id, st, BPF_ANY);
+	st = bpf_task_storage_get(&sessrec_stash, task, NULL, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (st)
+		st->nr = nr;
+	return st;
 }
 
-static __always_inline struct sessrec_stash *stash_get(void)
+/* The arguments syscall nr stashed at its sys_enter, or NULL. */
+static __always_inline struct sessrec_stash *stash_get(__s64 nr)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	struct sessrec_stash *st = bpf_task_storage_get(&sessrec_stash, task, NULL, 0);
 
-	return bpf_map_lookup_elem(&sessrec_stash, &id);
+	return st && st->nr == nr ? st : NULL;
 }
 
-static __always_inline void stash_del(void)
+static __always_inline void stash_del(struct sessrec_stash *st)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-
-	bpf_map_delete_elem(&sessrec_stash, &id);
+	st->nr = -1;
 }
 
 static __always_inline void *scratch_get(void)
@@ -227,19 +237,51 @@ static __always_inline void count_lost(__u32 cls, __u64 bytes)
 	c->tty_bytes += bytes;
 }
 
-/* Copy size bytes of e into rb; a full ring buffer is counted, never silent. */
-static __always_inline void emit(void *rb, void *e, __u64 size, __u32 cls, __u64 cgid)
+/*
+ * When to wake the agent. By default the kernel wakes the reader for every
+ * record written while it is caught up, and a wake-up is an interrupt sent
+ * from inside the syscall (on a VM, an exit to the hypervisor): a microsecond
+ * on every open of a session. Busy classes (files, terminal output) instead
+ * wake the agent each time the unread data crosses a multiple of
+ * 1/SESSREC_WAKE_PARTS of the ring; the agent drains every ring on each
+ * wake-up and on its timer, so a few records may wait for the next tick but
+ * none is lost for want of a wake-up (a crossing missed by two CPUs racing is
+ * caught at the next one).
+ */
+#define SESSREC_WAKE_PARTS 16
+
+static __always_inline __u64 wake_flags(void *rb, __u64 size, __u32 cls)
+{
+	__u64 avail, part;
+
+	if (cls != SESSREC_CLASS_DISK && cls != SESSREC_CLASS_TERMINAL)
+		return 0; /* rare events: the kernel's adaptive wake-up */
+	part = bpf_ringbuf_query(rb, BPF_RB_RING_SIZE) / SESSREC_WAKE_PARTS;
+	if (!part)
+		return 0;
+	avail = bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA);
+	/* + 8: the record header the ring buffer adds */
+	return avail / part != (avail + size + 8) / part ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
+/* An event of session cgid that cannot be recorded: counted, never silent. */
+static __always_inline void lost_event(__u32 cls, __u64 cgid)
 {
 	struct sessrec_session *s;
 
-	if (size > SESSREC_SCRATCH_SIZE)
-		size = SESSREC_SCRATCH_SIZE;
-	if (!bpf_ringbuf_output(rb, e, size, 0))
-		return;
 	count_lost(cls, 0);
 	s = bpf_map_lookup_elem(&sessrec_sessions, &cgid);
 	if (s && cls < SESSREC_CLASS_MAX)
 		__sync_fetch_and_add(&s->lost_events[cls], 1);
+}
+
+/* Copy size bytes of e into rb; a full ring buffer is counted. */
+static __always_inline void emit(void *rb, void *e, __u64 size, __u32 cls, __u64 cgid)
+{
+	if (size > SESSREC_SCRATCH_SIZE)
+		size = SESSREC_SCRATCH_SIZE;
+	if (bpf_ringbuf_output(rb, e, size, wake_flags(rb, size, cls)))
+		lost_event(cls, cgid);
 }
 
 /* ------------------------------------------------------------ files */

@@ -158,8 +158,24 @@ static void audit_sep(struct audit_obj *b)
 }
 
 /*
+ * True when none of the 8 bytes of w needs a second look: no control
+ * character, quote, backslash or byte >= 0x80. It may say false for a plain
+ * word (a borrow between bytes), never true for one that is not.
+ */
+static inline bool audit_word_plain(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	uint64_t ctl = w - ones * 0x20;		      /* bytes < 0x20 set their high bit */
+	uint64_t quote = (w ^ (ones * '"')) - ones;   /* '"' becomes 0xff */
+	uint64_t bslash = (w ^ (ones * '\\')) - ones; /* '\\' becomes 0xff */
+
+	return ((ctl | quote | bslash | w) & highs) == 0;
+}
+
+/*
  * A JSON string of arbitrary bytes: invalid UTF-8 becomes U+FFFD, controls are
  * escaped. Room for the worst case (6 bytes per input byte) is made once.
+ * Plain text is copied 8 bytes at a time: paths, ids and argv are mostly plain.
  */
 static void audit_strval(struct audit_obj *b, const char *s, size_t len)
 {
@@ -179,8 +195,19 @@ static void audit_strval(struct audit_obj *b, const char *s, size_t len)
 	o = b->p + b->len;
 	*o++ = '"';
 	while (i < len) {
-		unsigned char c = u[i];
+		unsigned char c;
+		uint64_t w;
 
+		if (len - i >= 8) {
+			memcpy(&w, u + i, 8);
+			if (audit_word_plain(w)) {
+				memcpy(o, &w, 8);
+				o += 8;
+				i += 8;
+				continue;
+			}
+		}
+		c = u[i];
 		if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
 			*o++ = (char)c;
 			i++;
@@ -236,28 +263,37 @@ static void audit_strval(struct audit_obj *b, const char *s, size_t len)
 	b->len = (size_t)(o - b->p);
 }
 
-/* "key": (keys are our own names, or label keys, which go through escaping) */
-static void audit_key(struct audit_obj *b, const char *key)
-{
-	size_t n = strlen(key);
+/*
+ * Keys. Our own key names are string literals, written with their quotes and
+ * colon as one constant (AUDIT_KEY): the audit line of every kernel event has
+ * about fifteen of them. Label keys come from users and go through escaping
+ * (audit_key_esc).
+ */
+struct audit_k {
+	const char *s; /* "\"name\":" */
+	size_t len;
+};
+#define AUDIT_KEY(name) ((struct audit_k){"\"" name "\":", sizeof("\"" name "\":") - 1})
 
+static void audit_key(struct audit_obj *b, struct audit_k k)
+{
 	audit_sep(b);
-	audit_strval(b, key, n);
+	audit_raw(b, k.s, k.len);
+}
+
+static void audit_key_esc(struct audit_obj *b, const char *key)
+{
+	audit_sep(b);
+	audit_strval(b, key, strlen(key));
 	audit_raw(b, ":", 1);
 }
 
-static void audit_put_strn(struct audit_obj *b, const char *key, const char *s, size_t len)
+static void audit_strval_z(struct audit_obj *b, const char *s)
 {
-	audit_key(b, key);
-	audit_strval(b, s, len);
+	audit_strval(b, s, s ? strlen(s) : 0);
 }
 
-static void audit_put_str(struct audit_obj *b, const char *key, const char *s)
-{
-	audit_put_strn(b, key, s, s ? strlen(s) : 0);
-}
-
-static void audit_put_int(struct audit_obj *b, const char *key, int64_t v)
+static void audit_int(struct audit_obj *b, int64_t v)
 {
 	char num[24], *p = num + sizeof(num);
 	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
@@ -268,40 +304,66 @@ static void audit_put_int(struct audit_obj *b, const char *key, int64_t v)
 	} while (u);
 	if (v < 0)
 		*--p = '-';
-	audit_key(b, key);
 	audit_raw(b, p, (size_t)(num + sizeof(num) - p));
 }
 
-/* JSON integers are signed 64-bit for most readers; real cgroup ids and counters stay below. */
-static void audit_put_u64(struct audit_obj *b, const char *key, uint64_t v)
+static void audit_put_strn_(struct audit_obj *b, struct audit_k k, const char *s, size_t len)
 {
-	audit_put_int(b, key, v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v);
+	audit_key(b, k);
+	audit_strval(b, s, len);
 }
 
-static void audit_put_bool(struct audit_obj *b, const char *key, bool v)
+static void audit_put_str_(struct audit_obj *b, struct audit_k k, const char *s)
 {
-	audit_key(b, key);
+	audit_key(b, k);
+	audit_strval_z(b, s);
+}
+
+static void audit_put_int_(struct audit_obj *b, struct audit_k k, int64_t v)
+{
+	audit_key(b, k);
+	audit_int(b, v);
+}
+
+/* JSON integers are signed 64-bit for most readers; real cgroup ids and counters stay below. */
+static void audit_put_u64_(struct audit_obj *b, struct audit_k k, uint64_t v)
+{
+	audit_put_int_(b, k, v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v);
+}
+
+static void audit_put_bool_(struct audit_obj *b, struct audit_k k, bool v)
+{
+	audit_key(b, k);
 	audit_raw(b, v ? "true" : "false", v ? 4 : 5);
 }
 
-static void audit_put_time(struct audit_obj *b, const char *key, int64_t ns)
+static void audit_put_time_(struct audit_obj *b, struct audit_k k, int64_t ns)
 {
 	char buf[40];
 
 	/* util_rfc3339 assumes a non-negative time; nothing we record predates 1970. */
 	util_rfc3339(ns < 0 ? 0 : ns, buf, sizeof(buf));
-	audit_put_str(b, key, buf);
+	audit_put_str_(b, k, buf);
 }
 
+#define audit_put_strn(b, name, s, len)	    audit_put_strn_(b, AUDIT_KEY(name), s, len)
+#define audit_put_str(b, name, s)	    audit_put_str_(b, AUDIT_KEY(name), s)
+#define audit_put_int(b, name, v)	    audit_put_int_(b, AUDIT_KEY(name), v)
+#define audit_put_u64(b, name, v)	    audit_put_u64_(b, AUDIT_KEY(name), v)
+#define audit_put_bool(b, name, v)	    audit_put_bool_(b, AUDIT_KEY(name), v)
+#define audit_put_time(b, name, ns)	    audit_put_time_(b, AUDIT_KEY(name), ns)
+#define audit_put_strv(b, name, v, n, from) audit_put_strv_(b, AUDIT_KEY(name), v, n, from)
+#define audit_put_labels(b, name, l, n)	    audit_put_labels_(b, AUDIT_KEY(name), l, n)
+
 /* v[from..n) as an array of strings. */
-static void audit_put_strv(struct audit_obj *b, const char *key, char *const *v, size_t n,
-			   size_t from)
+static void audit_put_strv_(struct audit_obj *b, struct audit_k k, char *const *v, size_t n,
+			    size_t from)
 {
 	size_t i;
 
 	if (!v)
 		n = 0;
-	audit_key(b, key);
+	audit_key(b, k);
 	audit_raw(b, "[", 1);
 	for (i = from; i < n; i++) {
 		if (i > from)
@@ -312,23 +374,24 @@ static void audit_put_strv(struct audit_obj *b, const char *key, char *const *v,
 }
 
 /* Labels in the order given; on a repeated key the first one (the session's) wins. */
-static void audit_put_labels(struct audit_obj *b, const char *key,
-			     Sessrec__SessionStart__LabelsEntry *const *labels, size_t n)
+static void audit_put_labels_(struct audit_obj *b, struct audit_k k,
+			      Sessrec__SessionStart__LabelsEntry *const *labels, size_t n)
 {
 	size_t i, j;
 
-	audit_key(b, key);
+	audit_key(b, k);
 	audit_raw(b, "{", 1);
 	b->first = true;
 	for (i = 0; i < n; i++) {
-		const char *k = labels[i] && labels[i]->key ? labels[i]->key : "";
+		const char *lk = labels[i] && labels[i]->key ? labels[i]->key : "";
 		bool dup = false;
 
 		for (j = 0; j < i && !dup; j++)
-			dup = strcmp(labels[j] && labels[j]->key ? labels[j]->key : "", k) == 0;
+			dup = strcmp(labels[j] && labels[j]->key ? labels[j]->key : "", lk) == 0;
 		if (dup)
 			continue;
-		audit_put_str(b, k, labels[i] ? labels[i]->value : NULL);
+		audit_key_esc(b, lk);
+		audit_strval_z(b, labels[i] ? labels[i]->value : NULL);
 	}
 	audit_raw(b, "}", 1);
 	b->first = false;
@@ -392,6 +455,11 @@ static void audit_common(struct audit_obj *b, const Sessrec__Event *ev, const st
 	audit_put_time(b, "time", ev->time_ns);
 	audit_put_u64(b, "ei", ev->ei);
 	audit_put_str(b, "uid", ev->uid);
+	if (!st && ctx->fixed) {
+		audit_sep(b);
+		audit_raw(b, ctx->fixed, ctx->fixed_len);
+		return;
+	}
 	audit_put_str(b, "sid", audit_pick(st ? st->sid : NULL, ctx->sid));
 	audit_put_str(b, "server_id", audit_pick(st ? st->server_id : NULL, ctx->server_id));
 	audit_put_str(b, "server_hostname",
@@ -631,6 +699,25 @@ static int audit_render_obj(const Sessrec__Event *ev, const struct audit_ctx *ct
 	err = b.err;
 	*bp = b;
 	return err;
+}
+
+int audit_ctx_fixed(const struct audit_ctx *ctx, char **out, size_t *len)
+{
+	struct audit_obj b = {0};
+
+	b.first = true;
+	audit_put_str(&b, "sid", ctx->sid);
+	audit_put_str(&b, "server_id", ctx->server_id);
+	audit_put_str(&b, "server_hostname", ctx->server_hostname);
+	audit_put_str(&b, "login", ctx->login);
+	audit_put_str(&b, "user", ctx->user);
+	if (b.err) {
+		free(b.p);
+		return b.err;
+	}
+	*out = b.p;
+	*len = b.len;
+	return 0;
 }
 
 int audit_format(const Sessrec__Event *ev, const struct audit_ctx *ctx, char **out)

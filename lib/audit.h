@@ -17,7 +17,15 @@ struct audit_ctx {
 	const char *login;
 	const char *user;
 	int64_t session_start_ns; /* for session.end */
+	/* optional: the five fields above as audit_ctx_fixed renders them, reused
+	 * for every event of the session but its start */
+	const char *fixed;
+	size_t fixed_len;
 };
+
+/* sid, server_id, server_hostname, login and user of ctx as JSON members
+ * ("sid":"...",...), malloc'd into *out, for ctx->fixed. Returns 0 or -errno. */
+int audit_ctx_fixed(const struct audit_ctx *ctx, char **out, size_t *len);
 
 /* Our own event names and codes, beyond Teleport's (listed in docs/audit-events.md). */
 #define AUDIT_EV_LOST	"session.lost"

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <libdeflate.h>
 #include <openssl/evp.h>
 #include <zlib.h>
 
@@ -392,47 +393,36 @@ int rec_writer_append(struct rec_writer *w, const Sessrec__Event *ev)
 	return 0;
 }
 
-/*
- * Data without repeats (compressed or random output) deflates at a tenth of
- * the speed of text for almost no gain; Huffman coding alone keeps most of
- * the gain at text speed. A fast trial on the first bytes of the part decides.
- */
 #define REC_SAMPLE	65536
 #define REC_SAMPLE_POOR 60 /* percent: a sample that stays above this has no repeats */
 
-static int rec_strategy(const uint8_t *raw, size_t len)
+/*
+ * Parts are compressed whole, so libdeflate does it (about twice zlib's speed
+ * at level 1 with a better ratio, and the same gzip format for every reader).
+ * Data without repeats (compressed or random bytes a session prints) costs a
+ * deflater its full match search for nothing: a sample of it is tried first,
+ * and when it stays above REC_SAMPLE_POOR percent the part is Huffman-coded
+ * by zlib instead, several times faster and still smaller than stored.
+ */
+static bool rec_poor(struct libdeflate_compressor *c, const uint8_t *raw, size_t len)
 {
-	uint8_t out[REC_SAMPLE / 2];
-	z_stream zs = {0};
+	uint8_t out[REC_SAMPLE * REC_SAMPLE_POOR / 100];
 	size_t n = len < REC_SAMPLE ? len : REC_SAMPLE;
-	int zerr, strategy = Z_DEFAULT_STRATEGY;
 
-	if (n < 4096 || deflateInit2(&zs, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-		return Z_DEFAULT_STRATEGY;
-	zs.next_in = (uint8_t *)raw;
-	zs.avail_in = (uInt)n;
-	zs.next_out = out;
-	zs.avail_out = (uInt)(n * REC_SAMPLE_POOR / 100 < sizeof(out) ? n * REC_SAMPLE_POOR / 100
-								      : sizeof(out));
-	zerr = deflate(&zs, Z_FINISH);
-	/* output space ran out before the end: the sample compressed poorly */
-	if (zerr != Z_STREAM_END)
-		strategy = Z_HUFFMAN_ONLY;
-	deflateEnd(&zs);
-	return strategy;
+	if (n < 4096)
+		return false;
+	/* 0: the output did not fit in the poor-ratio budget */
+	return libdeflate_deflate_compress(c, raw, n, out, n * REC_SAMPLE_POOR / 100) == 0;
 }
 
-/* Deflate the pending records into part (header space left at the front). */
-static int rec_deflate(int level, const uint8_t *raw, size_t rawlen, uint8_t **part,
-		       size_t *partlen)
+static int rec_deflate_huffman(const uint8_t *raw, size_t rawlen, uint8_t **part, size_t *partlen)
 {
 	z_stream zs = {0};
 	uint8_t *buf = NULL;
 	size_t bound;
 	int err, zerr;
 
-	if (deflateInit2(&zs, level, Z_DEFLATED, REC_GZIP_WBITS, 8, rec_strategy(raw, rawlen)) !=
-	    Z_OK)
+	if (deflateInit2(&zs, 1, Z_DEFLATED, REC_GZIP_WBITS, 8, Z_HUFFMAN_ONLY) != Z_OK)
 		return -ENOMEM;
 	bound = deflateBound(&zs, (uLong)rawlen);
 	buf = malloc(REC_HDR_SIZE + bound);
@@ -455,6 +445,42 @@ static int rec_deflate(int level, const uint8_t *raw, size_t rawlen, uint8_t **p
 	err = 0;
 out:
 	deflateEnd(&zs);
+	free(buf);
+	return err;
+}
+
+/* Deflate the pending records into part (header space left at the front). */
+static int rec_deflate(int level, const uint8_t *raw, size_t rawlen, uint8_t **part,
+		       size_t *partlen)
+{
+	struct libdeflate_compressor *c = libdeflate_alloc_compressor(level);
+	uint8_t *buf = NULL;
+	size_t bound, n;
+	int err;
+
+	if (!c)
+		return -ENOMEM;
+	if (rec_poor(c, raw, rawlen)) {
+		libdeflate_free_compressor(c);
+		return rec_deflate_huffman(raw, rawlen, part, partlen);
+	}
+	bound = libdeflate_gzip_compress_bound(c, rawlen);
+	buf = malloc(REC_HDR_SIZE + bound);
+	if (!buf) {
+		err = -ENOMEM;
+		goto out;
+	}
+	n = libdeflate_gzip_compress(c, raw, rawlen, buf + REC_HDR_SIZE, bound);
+	if (n == 0) {
+		err = -EIO; /* cannot happen with the bound's room */
+		goto out;
+	}
+	*partlen = REC_HDR_SIZE + n;
+	*part = buf;
+	buf = NULL;
+	err = 0;
+out:
+	libdeflate_free_compressor(c);
 	free(buf);
 	return err;
 }

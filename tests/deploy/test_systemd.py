@@ -103,7 +103,7 @@ def test_agent_keeps_what_it_needs():
     s = unit("sessrec-agent.service")["Service"]
     assert "User" not in s or s["User"] == ["root"]
     need = {"CAP_BPF", "CAP_PERFMON", "CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_DAC_OVERRIDE",
-            "CAP_CHOWN", "CAP_KILL"}
+            "CAP_CHOWN", "CAP_KILL", "CAP_SYS_NICE"}
     assert caps("sessrec-agent.service") == need
     # options that hide or freeze /sys, /proc, /dev or the cgroup tree break the agent
     for key in ("ProtectKernelTunables", "ProtectControlGroups", "PrivateDevices", "ProtectProc",

@@ -792,6 +792,50 @@ static void test_invalid_utf8(void **state)
 	}
 }
 
+/* Every byte that needs escaping, at every offset of a long plain string: the
+ * writer copies plain text 8 bytes at a time and must notice each of them. */
+static void test_escapes_at_every_offset(void **state)
+{
+	static const char *specials[] = {
+	    "\x01", "\x1f", "\t",	"\n",		"\"",
+	    "\\",   "\x7f", "\xc3\xa9", "\xe6\x97\xa5", "\xf0\x9f\x98\x80"};
+	Sessrec__Event ev;
+	Sessrec__Disk d;
+	char in[64];
+	size_t k, off;
+
+	(void)state;
+	disk_init(&ev, &d);
+	for (k = 0; k < sizeof(specials) / sizeof(specials[0]); k++) {
+		for (off = 0; off < 24; off++) {
+			json_t *j;
+
+			memset(in, 'a', sizeof(in));
+			memcpy(in + off, specials[k], strlen(specials[k]));
+			in[off + strlen(specials[k]) + 17] = '\0';
+			d.path = in;
+			j = audit(&ev);
+			check_str(j, "path", in);
+			json_decref(j);
+		}
+	}
+	/* a lone continuation byte in the middle of plain words becomes U+FFFD */
+	memset(in, 'b', sizeof(in));
+	in[13] = (char)0x80;
+	in[30] = '\0';
+	d.path = in;
+	{
+		char want[64];
+		json_t *j = audit(&ev);
+
+		memset(want, 'b', sizeof(want));
+		memcpy(want + 13, "\xef\xbf\xbd", 3);
+		want[32] = '\0';
+		check_str(j, "path", want);
+		json_decref(j);
+	}
+}
+
 static void test_invalid_utf8_elsewhere(void **state)
 {
 	static char *argv[] = {"cat", "\xff", "ok"};
@@ -843,6 +887,50 @@ static void test_null_ctx_and_strings(void **state)
 	check_str(j, "user", "");
 	check_str(j, "path", "");
 	json_decref(j);
+}
+
+/* The session's pre-rendered fields (ctx.fixed, what the agent uses) give the
+ * very same line as rendering them field by field; a start event keeps its own. */
+static void test_fixed_fields(void **state)
+{
+	static char *argv[] = {"ls", "-l"};
+	struct audit_ctx ctx = test_ctx;
+	Sessrec__SessionStart__LabelsEntry lab[3], *labp[3];
+	Sessrec__SessionStart st;
+	Sessrec__Command c;
+	Sessrec__Network n;
+	Sessrec__Disk d;
+	Sessrec__Event ev[4];
+	char *plain, *fixed;
+	size_t i;
+
+	(void)state;
+	ctx.server_hostname = "host \"with\" quotes\n";
+	assert_int_equal(audit_ctx_fixed(&ctx, (char **)&ctx.fixed, &ctx.fixed_len), 0);
+	assert_int_equal(ctx.fixed_len, strlen(ctx.fixed));
+	command_init(&ev[0], &c);
+	c.argv = argv;
+	c.n_argv = 2;
+	disk_init(&ev[1], &d);
+	network_init(&ev[2], &n);
+	start_init(&ev[3], &st, lab, labp);
+	assert_string_not_equal(st.sid, test_ctx.sid);
+	for (i = 0; i < 4; i++) {
+		struct audit_ctx none = ctx;
+
+		none.fixed = NULL;
+		none.fixed_len = 0;
+		assert_int_equal(audit_format(&ev[i], &none, &plain), 0);
+		assert_int_equal(audit_format(&ev[i], &ctx, &fixed), 0);
+		assert_string_equal(fixed, plain);
+		free(plain);
+		free(fixed);
+	}
+	/* the start event's own sid wins over the session's */
+	assert_int_equal(audit_format(&ev[3], &ctx, &fixed), 0);
+	assert_non_null(strstr(fixed, "\"sid\":\"11111111-2222-4333-8444-555555555555\""));
+	free(fixed);
+	free((char *)ctx.fixed);
 }
 
 static void test_large_integers(void **state)
@@ -942,6 +1030,8 @@ int main(void)
 	    cmocka_unit_test(test_invalid_utf8_elsewhere),
 	    cmocka_unit_test(test_null_ctx_and_strings),
 	    cmocka_unit_test(test_large_integers),
+	    cmocka_unit_test(test_escapes_at_every_offset),
+	    cmocka_unit_test(test_fixed_fields),
 	    cmocka_unit_test(test_line_shape),
 	    cmocka_unit_test(test_invalid_args),
 	};

@@ -618,6 +618,71 @@ static void test_roundtrip(void **state)
 	cap_free(&c);
 }
 
+/* Text output is deflated hard, random output (no repeats) Huffman-coded: both
+ * read back byte for byte, and each part's size shows which way it went. */
+static void test_compressible_and_random(void **state)
+{
+	static uint8_t text[64 * 1024], noise[64 * 1024];
+	struct rec_writer_opts o = {.no_fsync = true};
+	struct rec_part_hdr h;
+	struct rec_writer *w;
+	struct rec_reader *r;
+	Sessrec__Event *ev;
+	char path[512];
+	struct cap c;
+	struct tev t;
+	size_t i;
+	int k;
+
+	(void)state;
+	for (i = 0; i < sizeof(text); i++)
+		text[i] = (uint8_t)("drwxr-xr-x 2 root root 4096 Nov 22 13:02 bin\n"[i % 45]);
+	srand(7);
+	for (i = 0; i < sizeof(noise); i++)
+		noise[i] = (uint8_t)(rand() >> 7);
+	memset(&c, 0, sizeof(c));
+	c.fail_index = UINT32_MAX;
+	o.on_part = cap_cb;
+	o.cb_ctx = &c;
+	assert_int_equal(rec_writer_open(&w, tpath(path, sizeof(path), "mixed"), SID_A, &o), 0);
+	tev_make(&t, SID_A, 0, 2); /* the session start */
+	assert_int_equal(rec_writer_append(w, &t.ev), 0);
+	for (k = 0; k < 2; k++) {
+		Sessrec__Event e = SESSREC__EVENT__INIT;
+		Sessrec__Print pr = SESSREC__PRINT__INIT;
+
+		e.ei = (uint64_t)k + 1;
+		e.body_case = SESSREC__EVENT__BODY_PRINT;
+		e.print = &pr;
+		pr.data.data = k == 0 ? text : noise;
+		pr.data.len = sizeof(text);
+		assert_int_equal(rec_writer_append(w, &e), 0);
+		assert_int_equal(rec_writer_flush(w, false), 0); /* one part each */
+	}
+	assert_int_equal(rec_writer_close(w), 0);
+	assert_true(c.n >= 2);
+	assert_int_equal(rec_hdr_decode(c.all.p + c.off[0], &h, NULL), 0);
+	assert_true(h.body_size < h.raw_size / 20); /* start + text: deflated */
+	assert_int_equal(rec_hdr_decode(c.all.p + c.off[1], &h, NULL), 0);
+	assert_true(h.body_size > h.raw_size * 9 / 10);		 /* noise: no gain to be had */
+	assert_true(h.body_size < h.raw_size + h.raw_size / 50); /* and no blow-up */
+	assert_int_equal(rec_reader_open(&r, path), 0);
+	assert_int_equal(rec_reader_next(r, &ev), 1);
+	assert_int_equal(ev->body_case, SESSREC__EVENT__BODY_START);
+	sessrec__event__free_unpacked(ev, NULL);
+	for (k = 0; k < 2; k++) {
+		assert_int_equal(rec_reader_next(r, &ev), 1);
+		assert_int_equal(ev->body_case, SESSREC__EVENT__BODY_PRINT);
+		assert_int_equal(ev->print->data.len, sizeof(text));
+		assert_memory_equal(ev->print->data.data, k == 0 ? text : noise, sizeof(text));
+		sessrec__event__free_unpacked(ev, NULL);
+	}
+	assert_int_equal(rec_reader_next(r, &ev), 0);
+	assert_true(rec_reader_final(r));
+	rec_reader_close(r);
+	cap_free(&c);
+}
+
 static void test_writer_api(void **state)
 {
 	struct rec_writer_opts o = {.part_size = 1u << 20, .no_fsync = true};
@@ -1536,6 +1601,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_header),
 	    cmocka_unit_test(test_roundtrip),
+	    cmocka_unit_test(test_compressible_and_random),
 	    cmocka_unit_test(test_pool),
 	    cmocka_unit_test(test_writer_api),
 	    cmocka_unit_test(test_empty_final_part),
