@@ -97,8 +97,8 @@ int sessrec_exec_done(struct trace_event_raw_sched_process_exec *ctx)
 	e->argc = 0;
 
 	task = (struct task_struct *)bpf_get_current_task_btf();
-	arg_start = BPF_CORE_READ(task, mm, arg_start);
-	arg_end = BPF_CORE_READ(task, mm, arg_end);
+	arg_start = task->mm->arg_start;
+	arg_end = task->mm->arg_end;
 	args_len = arg_end > arg_start ? arg_end - arg_start : 0;
 	if (args_len > SESSREC_ARGS_SIZE) {
 		args_len = SESSREC_ARGS_SIZE;

@@ -51,8 +51,9 @@ struct path_walk {
 	__u64 mnt; /* struct mount * */
 	__u64 root_d;
 	__u64 root_vm;
-	__u32 pos;    /* components are written backwards, ending at SESSREC_PATH_MAX */
-	__s32 failed; /* 1: the path could not be resolved */
+	__u64 vm_root; /* the current mount's root dentry (vm->mnt_root) */
+	__u32 pos;     /* components are written backwards, ending at SESSREC_PATH_MAX */
+	__s32 failed;  /* 1: the path could not be resolved */
 	__s32 done;
 	__u32 pad;
 };
@@ -215,7 +216,7 @@ static __always_inline void fill_hdr(struct sessrec_hdr *h, __u32 type, __u64 cg
 	h->type = type;
 	h->pid = pid_tgid >> 32;
 	h->tid = (__u32)pid_tgid;
-	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	h->ppid = task->real_parent->tgid; /* BTF pointers: plain loads, no helper calls */
 	h->uid = (__u32)ugid;
 	h->gid = ugid >> 32;
 	h->ts_ns = bpf_ktime_get_ns();
@@ -289,12 +290,13 @@ static __always_inline void emit(void *rb, void *e, __u64 size, __u32 cls, __u64
 static __always_inline struct file *fd_file(__u64 fd)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct fdtable *fdt = task->files->fdt;
 	struct file **fds, *f = NULL;
 
-	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+	if (!fdt || fd >= fdt->max_fds)
 		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
+	fds = fdt->fd;
+	/* a variable index: this one needs the helper */
 	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
 		return NULL;
 	return f;
@@ -318,14 +320,40 @@ static __always_inline bool fd_pty_slave(__u64 fd, __u32 *major, __u32 *minor)
 	if (*major == SESSREC_TTYAUX_MAJOR && *minor == 0) {
 		/* /dev/tty: the controlling terminal, whatever it is (prompts of ssh, sudo) */
 		struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
-		struct tty_struct *tty = BPF_CORE_READ(task, signal, tty);
+		struct tty_struct *tty = task->signal->tty;
 
 		if (!tty)
 			return false;
-		*major = BPF_CORE_READ(tty, driver, major);
-		*minor = BPF_CORE_READ(tty, driver, minor_start) + BPF_CORE_READ(tty, index);
+		*major = tty->driver->major;
+		*minor = tty->driver->minor_start + tty->index;
 	}
 	return *major >= SESSREC_PTY_SLAVE_MAJOR_FIRST && *major <= SESSREC_PTY_SLAVE_MAJOR_LAST;
+}
+
+/*
+ * d->d_parent and d->d_name with one read: they are neighbours in struct
+ * dentry (offsets from the running kernel's BTF, so the span is a constant
+ * for the verifier). Returns 0, or -1 when the read faults.
+ */
+#define SESSREC_DHEAD_MAX 64
+
+static __always_inline int dentry_head(struct dentry *d, struct dentry **parent, struct qstr *name)
+{
+	__u8 buf[SESSREC_DHEAD_MAX];
+	__u32 po = bpf_core_field_offset(struct dentry, d_parent);
+	__u32 no = bpf_core_field_offset(struct dentry, d_name);
+	__u32 span = no + sizeof(struct qstr) - po;
+
+	if (no < po || span > sizeof(buf)) {
+		/* a layout we did not expect: two reads */
+		*parent = BPF_CORE_READ(d, d_parent);
+		return bpf_core_read(name, sizeof(*name), &d->d_name) ? -1 : 0;
+	}
+	if (bpf_probe_read_kernel(buf, span, (void *)d + po))
+		return -1;
+	__builtin_memcpy(parent, buf, sizeof(*parent));
+	__builtin_memcpy(name, buf + (no - po), sizeof(*name));
+	return 0;
 }
 
 /* One step up the tree: a name, or a mount crossing. Returns 1 to stop. */
@@ -333,7 +361,6 @@ static long path_walk_step(__u32 i, void *ctx)
 {
 	struct path_walk *w = loop_state(SESSREC_LOOP_PATH);
 	struct dentry *d, *parent;
-	struct vfsmount *vm;
 	struct mount *mnt, *mnt_parent;
 	struct qstr name;
 	char *buf = pathbuf_get();
@@ -346,14 +373,16 @@ static long path_walk_step(__u32 i, void *ctx)
 		return 1;
 	}
 	d = (struct dentry *)w->d;
-	vm = (struct vfsmount *)w->vm;
 	mnt = (struct mount *)w->mnt;
 	if (w->d == w->root_d && w->vm == w->root_vm) {
 		w->done = 1;
 		return 1;
 	}
-	parent = BPF_CORE_READ(d, d_parent);
-	if (d == BPF_CORE_READ(vm, mnt_root) || d == parent) {
+	if (dentry_head(d, &parent, &name)) {
+		w->failed = 1;
+		return 1;
+	}
+	if (w->d == w->vm_root || d == parent) {
 		mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
 		if (mnt_parent == mnt) {
 			w->done = 1; /* the top of the mount tree */
@@ -362,9 +391,9 @@ static long path_walk_step(__u32 i, void *ctx)
 		w->d = (__u64)BPF_CORE_READ(mnt, mnt_mountpoint);
 		w->mnt = (__u64)mnt_parent;
 		w->vm = (__u64)__builtin_preserve_access_index(&mnt_parent->mnt);
+		w->vm_root = (__u64)BPF_CORE_READ(mnt_parent, mnt.mnt_root);
 		return 0;
 	}
-	name = BPF_CORE_READ(d, d_name);
 	len = name.len;
 	pos = w->pos;
 	if (len > 255 || len + 1 > pos || pos > SESSREC_PATH_MAX) {
@@ -407,8 +436,9 @@ static __always_inline long fd_path(__u64 fd, __u8 *out)
 	vm = BPF_CORE_READ(f, f_path.mnt);
 	w->d = (__u64)BPF_CORE_READ(f, f_path.dentry);
 	w->vm = (__u64)vm;
-	w->root_d = (__u64)BPF_CORE_READ(task, fs, root.dentry);
-	w->root_vm = (__u64)BPF_CORE_READ(task, fs, root.mnt);
+	w->vm_root = (__u64)BPF_CORE_READ(vm, mnt_root);
+	w->root_d = (__u64)task->fs->root.dentry;
+	w->root_vm = (__u64)task->fs->root.mnt;
 	w->mnt = (__u64)container_of(vm, struct mount, mnt);
 	w->pos = SESSREC_PATH_MAX;
 	w->failed = 0;

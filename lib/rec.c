@@ -246,6 +246,7 @@ struct rec_job {
 	uint32_t events;
 	uint64_t first_ei, last_ei;
 	bool final;
+	bool store; /* the pool is behind: store the part uncompressed */
 	struct rec_job *next;
 };
 
@@ -400,9 +401,9 @@ int rec_writer_append(struct rec_writer *w, const Sessrec__Event *ev)
  * Parts are compressed whole, so libdeflate does it (about twice zlib's speed
  * at level 1 with a better ratio, and the same gzip format for every reader).
  * Data without repeats (compressed or random bytes a session prints) costs a
- * deflater its full match search for nothing: a sample of it is tried first,
- * and when it stays above REC_SAMPLE_POOR percent the part is Huffman-coded
- * by zlib instead, several times faster and still smaller than stored.
+ * deflater its full match search for next to nothing: a sample of it is
+ * tried first, and when it stays above REC_SAMPLE_POOR percent the part is
+ * stored (level 0: deflate's uncompressed blocks, at memory speed).
  */
 static bool rec_poor(struct libdeflate_compressor *c, const uint8_t *raw, size_t len)
 {
@@ -415,41 +416,7 @@ static bool rec_poor(struct libdeflate_compressor *c, const uint8_t *raw, size_t
 	return libdeflate_deflate_compress(c, raw, n, out, n * REC_SAMPLE_POOR / 100) == 0;
 }
 
-static int rec_deflate_huffman(const uint8_t *raw, size_t rawlen, uint8_t **part, size_t *partlen)
-{
-	z_stream zs = {0};
-	uint8_t *buf = NULL;
-	size_t bound;
-	int err, zerr;
-
-	if (deflateInit2(&zs, 1, Z_DEFLATED, REC_GZIP_WBITS, 8, Z_HUFFMAN_ONLY) != Z_OK)
-		return -ENOMEM;
-	bound = deflateBound(&zs, (uLong)rawlen);
-	buf = malloc(REC_HDR_SIZE + bound);
-	if (!buf) {
-		err = -ENOMEM;
-		goto out;
-	}
-	zs.next_in = (uint8_t *)raw;
-	zs.avail_in = (uInt)rawlen;
-	zs.next_out = buf + REC_HDR_SIZE;
-	zs.avail_out = (uInt)bound;
-	zerr = deflate(&zs, Z_FINISH);
-	if (zerr != Z_STREAM_END) {
-		err = zerr == Z_MEM_ERROR ? -ENOMEM : -EIO;
-		goto out;
-	}
-	*partlen = REC_HDR_SIZE + (bound - zs.avail_out);
-	*part = buf;
-	buf = NULL;
-	err = 0;
-out:
-	deflateEnd(&zs);
-	free(buf);
-	return err;
-}
-
-/* Deflate the pending records into part (header space left at the front). */
+/* Deflate the pending records into part (header space left at the front); level 0 stores. */
 static int rec_deflate(int level, const uint8_t *raw, size_t rawlen, uint8_t **part,
 		       size_t *partlen)
 {
@@ -460,9 +427,11 @@ static int rec_deflate(int level, const uint8_t *raw, size_t rawlen, uint8_t **p
 
 	if (!c)
 		return -ENOMEM;
-	if (rec_poor(c, raw, rawlen)) {
+	if (level > 0 && rec_poor(c, raw, rawlen)) {
 		libdeflate_free_compressor(c);
-		return rec_deflate_huffman(raw, rawlen, part, partlen);
+		c = libdeflate_alloc_compressor(0);
+		if (!c)
+			return -ENOMEM;
 	}
 	bound = libdeflate_gzip_compress_bound(c, rawlen);
 	buf = malloc(REC_HDR_SIZE + bound);
@@ -496,7 +465,7 @@ static int rec_commit(struct rec_writer *w, const struct rec_job *j)
 
 	if (w->err)
 		return w->err;
-	err = rec_deflate(w->level, j->buf, j->len, &part, &len);
+	err = rec_deflate(j->store ? 0 : w->level, j->buf, j->len, &part, &len);
 	if (err)
 		goto out;
 	h.version = REC_VERSION;
@@ -565,6 +534,13 @@ static void *rec_pool_main(void *arg)
 		p->head = j->next;
 		if (!p->head)
 			p->tail = NULL;
+		/*
+		 * Falling behind (a quarter of the memory budget waits): store
+		 * parts uncompressed until the queue is short again. Recordings
+		 * get bigger under a flood of output instead of the event loop
+		 * blocking and the kernel dropping events.
+		 */
+		j->store = p->queued > p->max_queued / 4;
 		pthread_mutex_unlock(&p->lock);
 		rec_commit(j->w, j);
 		pthread_mutex_lock(&p->lock);

@@ -1296,6 +1296,67 @@ static void test_pool(void **state)
 	rec_pool_stop(pool);
 }
 
+/* A pool that falls behind stores parts uncompressed (every part here waits
+ * behind more than a quarter of its tiny budget); one that keeps up deflates.
+ * Both recordings read back the same. */
+static void test_pool_behind_stores(void **state)
+{
+	static uint8_t text[32 * 1024];
+	size_t budgets[2] = {1024, 64u << 20};
+	size_t i;
+	int b;
+
+	(void)state;
+	for (i = 0; i < sizeof(text); i++)
+		text[i] = (uint8_t)("-rw-r--r-- 1 root root 1234 Nov 22 13:02 x.log\n"[i % 47]);
+	for (b = 0; b < 2; b++) {
+		struct rec_writer_opts o = {.part_size = 16384, .no_fsync = true};
+		struct rec_verify_stats st;
+		struct rec_part_hdr h;
+		struct rec_writer *w;
+		struct rec_pool *pool;
+		char path[512], why[256];
+		struct cap c;
+		struct tev t;
+		uint32_t k;
+
+		assert_int_equal(rec_pool_start(&pool, budgets[b]), 0);
+		memset(&c, 0, sizeof(c));
+		c.fail_index = UINT32_MAX;
+		o.on_part = cap_cb;
+		o.cb_ctx = &c;
+		o.pool = pool;
+		assert_int_equal(
+		    rec_writer_open(&w, tpath(path, sizeof(path), "behind"), SID_A, &o), 0);
+		tev_make(&t, SID_A, 0, 8);
+		assert_int_equal(rec_writer_append(w, &t.ev), 0);
+		for (k = 1; k <= 8; k++) {
+			Sessrec__Event e = SESSREC__EVENT__INIT;
+			Sessrec__Print pr = SESSREC__PRINT__INIT;
+
+			e.ei = k;
+			e.body_case = SESSREC__EVENT__BODY_PRINT;
+			e.print = &pr;
+			pr.data.data = text;
+			pr.data.len = sizeof(text);
+			assert_int_equal(rec_writer_append(w, &e), 0);
+		}
+		assert_int_equal(rec_writer_close(w), 0);
+		assert_true(c.n >= 8);
+		for (k = 1; k + 1 < c.n; k++) {
+			assert_int_equal(rec_hdr_decode(c.all.p + c.off[k], &h, NULL), 0);
+			if (b == 0)
+				assert_true(h.body_size >= h.raw_size); /* stored */
+			else
+				assert_true(h.body_size < h.raw_size / 10); /* deflated */
+		}
+		assert_int_equal(rec_verify(path, &st, why, sizeof(why)), 0);
+		assert_int_equal(st.events, 9);
+		cap_free(&c);
+		rec_pool_stop(pool);
+	}
+}
+
 static void test_every_byte(void **state)
 {
 	char path[512], why[256];
@@ -1603,6 +1664,7 @@ int main(void)
 	    cmocka_unit_test(test_roundtrip),
 	    cmocka_unit_test(test_compressible_and_random),
 	    cmocka_unit_test(test_pool),
+	    cmocka_unit_test(test_pool_behind_stores),
 	    cmocka_unit_test(test_writer_api),
 	    cmocka_unit_test(test_empty_final_part),
 	    cmocka_unit_test(test_on_part_error),
