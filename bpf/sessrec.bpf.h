@@ -241,28 +241,45 @@ static __always_inline void count_lost(__u32 cls, __u64 bytes)
 /*
  * When to wake the agent. By default the kernel wakes the reader for every
  * record written while it is caught up, and a wake-up is an interrupt sent
- * from inside the syscall (on a VM, an exit to the hypervisor): a microsecond
- * on every open of a session. Busy classes (files, terminal output) instead
- * wake the agent each time the unread data crosses a multiple of
- * 1/SESSREC_WAKE_PARTS of the ring; the agent drains every ring on each
- * wake-up and on its timer, so a few records may wait for the next tick but
- * none is lost for want of a wake-up (a crossing missed by two CPUs racing is
- * caught at the next one).
+ * from inside the syscall plus a reschedule of the agent on another CPU (on a
+ * VM, exits to the hypervisor): from one to ten microseconds on every open,
+ * connect or exec of a session. Instead a record wakes the agent when the
+ * unread data of its ring crosses a multiple of 1/SESSREC_WAKE_PARTS of the
+ * ring (so a burst never waits for the agent's timer), or when the ring's
+ * last wake-up is more than SESSREC_WAKE_NS old (so a lone command reaches the
+ * audit log within that time). The agent drains every ring on each wake-up
+ * and on its 200 ms timer: no record waits longer than that, and none is lost
+ * for want of a wake-up (a crossing missed by two CPUs racing is caught at the
+ * next one, or by the timer).
  */
 #define SESSREC_WAKE_PARTS 16
+#define SESSREC_WAKE_NS	   (10 * 1000 * 1000ULL)
+
+/* Per class: bpf_ktime_get_ns() of the last wake-up a record asked for. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SESSREC_CLASS_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} sessrec_wake SEC(".maps");
 
 static __always_inline __u64 wake_flags(void *rb, __u64 size, __u32 cls)
 {
-	__u64 avail, part;
+	__u64 avail, part, now, *last;
 
-	if (cls != SESSREC_CLASS_DISK && cls != SESSREC_CLASS_TERMINAL)
-		return 0; /* rare events: the kernel's adaptive wake-up */
 	part = bpf_ringbuf_query(rb, BPF_RB_RING_SIZE) / SESSREC_WAKE_PARTS;
-	if (!part)
-		return 0;
 	avail = bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA);
 	/* + 8: the record header the ring buffer adds */
-	return avail / part != (avail + size + 8) / part ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	if (!part || avail / part != (avail + size + 8) / part)
+		return BPF_RB_FORCE_WAKEUP;
+	last = bpf_map_lookup_elem(&sessrec_wake, &cls);
+	if (!last)
+		return BPF_RB_FORCE_WAKEUP;
+	now = bpf_ktime_get_ns();
+	if (now - *last < SESSREC_WAKE_NS)
+		return BPF_RB_NO_WAKEUP;
+	*last = now;
+	return BPF_RB_FORCE_WAKEUP;
 }
 
 /* An event of session cgid that cannot be recorded: counted, never silent. */
