@@ -103,12 +103,7 @@ static int teardown(void **state)
 
 	for (size_t i = 0; i < f->n; i++)
 		sessrec__event__free_unpacked(f->ev[i], NULL);
-	rec_writer_abandon(f->s->w);
-	free(f->s->user);
-	free(f->s->login);
-	free(f->s->pending);
-	free(f->s->arena);
-	free(f->s);
+	agent_session_free(f->s); /* its writer is abandoned with it */
 	free(f->a.sessions);
 	free(f->a.line);
 	if (f->a.audit)
