@@ -57,18 +57,6 @@ GIB = 1 << 30
 STATS_PTY_BYTES = 128 * MIB  # the pty's size in the BPF run-time pass
 TTY_CHUNK = 8192  # SESSREC_TTY_CHUNK: one ring buffer record per this many bytes of a write()
 
-# Reads the pty master until every slave fd is closed: the reader of the harness
-# (baseline, floor, agent-out), standing in for `sessrec run`'s relay.
-DRAIN = """
-import os
-while True:
-    try:
-        b = os.read(0, 65536)
-    except OSError:
-        break
-    if not b:
-        break
-"""
 
 SIZES = {
     # workload: (full, quick)
@@ -783,11 +771,12 @@ class Bench:
             if p.returncode != 0:
                 raise BenchError("workload %s failed (%d): %s" % (what, p.returncode, p.stderr.decode(errors="replace").strip()))
             return self.read_result(out, what)
-        # The same pty as `sessrec run` gives a session (default termios), drained by a reader process.
+        # The same pty as `sessrec run` gives a session (default termios), drained by a C reader
+        # (`workload drain`, 64 KiB reads) as `sessrec run` relays it.
         master, slave = os.openpty()
         drain = None
         try:
-            drain = self.procs.start([sys.executable, "-c", DRAIN], stdin=master, stdout=subprocess.DEVNULL)
+            drain = self.procs.start([self.workload, "drain"], stdin=master, stdout=subprocess.DEVNULL)
             os.close(master)
             master = -1
             p = subprocess.run(

@@ -12,6 +12,8 @@
  *                                on average when RATE is given and not 0
  *   workload listen              a loopback TCP listener outside the timing: prints
  *                                its port on stdout, accepts and closes until SIGTERM
+ *   workload drain               reads stdin (a pty master) to its end, discarding:
+ *                                the pty reader outside sessions
  *
  * Only the loop is timed (CLOCK_MONOTONIC). The result is one JSON line,
  * {"mode":...,"n":...,"ns":...}, appended to the file named by $BENCH_OUT, else
@@ -278,6 +280,24 @@ static void workload_on_term(int sig)
 	workload_stop = 1;
 }
 
+/* Read stdin (a pty master) until end of file or EIO, discarding: the reader
+ * of the harness's pty, a C loop like the relay of `sessrec run`. */
+static int workload_drain(void)
+{
+	static char buf[65536];
+
+	for (;;) {
+		ssize_t n = read(0, buf, sizeof(buf));
+
+		if (n > 0)
+			continue;
+		if (n < 0 && errno == EINTR)
+			continue;
+		/* EIO: every slave fd is closed */
+		return n == 0 || errno == EIO ? 0 : -errno;
+	}
+}
+
 /* Accept and close until SIGTERM/SIGINT; the port goes to stdout. */
 static int workload_listen(void)
 {
@@ -443,7 +463,8 @@ static void workload_usage(FILE *out)
 		     "       workload connect N PORT\n"
 		     "       workload pty BYTES [CHUNK]\n"
 		     "       workload opens-rate N [PATH [RATE]]\n"
-		     "       workload listen\n\n"
+		     "       workload listen\n"
+		     "       workload drain\n\n"
 		     "Runs one timed loop and reports {\"mode\",\"n\",\"ns\"} as a JSON line\n"
 		     "appended to $BENCH_OUT (else on stderr).\n");
 }
@@ -463,6 +484,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(mode, "listen") == 0 && argc == 2)
 		return workload_listen() ? 1 : 0;
+	if (strcmp(mode, "drain") == 0 && argc == 2)
+		return workload_drain() ? 1 : 0;
 	if (argc < 3)
 		goto usage;
 	/* pty counts bytes, the others iterations: each has its own bound */
