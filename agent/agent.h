@@ -58,8 +58,10 @@ enum agent_bpf_strategy agent_bpf_probe(const char **why);
 int agent_bpf_start(struct agent_bpf **out, const struct agent_bpf_opts *opts);
 void agent_bpf_stop(struct agent_bpf *b);
 const char *agent_bpf_strategy_name(const struct agent_bpf *b);
-int agent_bpf_epoll_fd(const struct agent_bpf *b);
-/* Drain every ring buffer; returns records consumed or -errno. */
+/* Readable when the ring buffer thread has queued records. */
+int agent_bpf_notify_fd(const struct agent_bpf *b);
+/* Every record the kernel has written so far (drained now, plus what the ring
+ * buffer thread queued), passed to opts->cb; returns their count or -errno. */
 int agent_bpf_consume(struct agent_bpf *b);
 int agent_bpf_session_add(struct agent_bpf *b, uint64_t cgid);
 int agent_bpf_session_del(struct agent_bpf *b, uint64_t cgid);

@@ -5,6 +5,11 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +41,32 @@ struct agent_bpf {
 	void *pos_pages[SESSREC_CLASS_MAX];
 	uint64_t ring_size[SESSREC_CLASS_MAX];
 	long page_size;
+	agent_bpf_event_cb cb;
+	void *cb_ctx;
+	/*
+	 * The drain thread empties the rings into q as soon as they fill, at a
+	 * high priority: copying a record is cheap, turning it into a recording
+	 * event and an audit line is not, and the rings hold only milliseconds
+	 * of a busy session. The event thread takes q over (agent_bpf_consume).
+	 * lock serialises ring consumption and guards q.
+	 */
+	pthread_t drain;
+	bool drain_started;
+	pthread_mutex_t lock;
+	uint8_t *q, *q_spare;
+	size_t q_len, q_cap, q_spare_cap;
+	int notify_fd; /* eventfd: q has records */
+	int stop;      /* atomic: the drain thread ends */
+};
+
+/* Records waiting for the event thread, at most: beyond, the rings fill and the kernel counts. */
+#define BPF_QUEUE_MAX  (256u << 20)
+#define BPF_DRAIN_NICE (-10)
+
+struct bpf_qrec {
+	uint32_t size;
+	uint32_t pad;
+	uint8_t data[]; /* 8-byte aligned: records are read in place as structs */
 };
 
 /*
@@ -184,12 +215,66 @@ static int bpf_pin_all(struct agent_bpf *b)
 	return 0;
 }
 
+/* libbpf's callback, under b->lock: the record is appended to q. */
 static int bpf_ring_cb(void *ctx, void *data, size_t size)
 {
-	struct agent_bpf_opts *o = ctx;
+	struct agent_bpf *b = ctx;
+	size_t need = sizeof(struct bpf_qrec) + ((size + 7) & ~(size_t)7);
+	struct bpf_qrec *r;
 
-	o->cb(o->cb_ctx, data, size);
+	if (b->q_len + need > b->q_cap) {
+		size_t cap = b->q_cap ? b->q_cap : (1u << 20);
+		void *n;
+
+		while (cap < b->q_len + need)
+			cap *= 2;
+		/* mapped, not malloc'd: a burst's memory goes back to the system when freed */
+		n = b->q ? mremap(b->q, b->q_cap, cap, MREMAP_MAYMOVE)
+			 : mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+				0);
+		if (n == MAP_FAILED)
+			return -ENOMEM; /* stops this drain; the record stays in the ring */
+		b->q = n;
+		b->q_cap = cap;
+	}
+	r = (struct bpf_qrec *)(b->q + b->q_len);
+	r->size = (uint32_t)size;
+	r->pad = 0;
+	memcpy(r->data, data, size);
+	b->q_len += need;
 	return 0;
+}
+
+static void *bpf_drain_main(void *arg)
+{
+	struct agent_bpf *b = arg;
+	int epfd = ring_buffer__epoll_fd(b->rb);
+
+	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), BPF_DRAIN_NICE) < 0)
+		log_warn("cannot raise the ring buffer thread's priority (nice %d): %s; events may "
+			 "be lost under load (give the agent CAP_SYS_NICE)",
+			 BPF_DRAIN_NICE, strerror(errno));
+	pthread_setname_np(pthread_self(), "sessrec-drain");
+	while (!__atomic_load_n(&b->stop, __ATOMIC_ACQUIRE)) {
+		struct epoll_event ev[SESSREC_CLASS_MAX];
+		uint64_t one = 1;
+		size_t before, after;
+		int n = epoll_wait(epfd, ev, SESSREC_CLASS_MAX, 100);
+
+		if (n < 0 && errno != EINTR)
+			break;
+		pthread_mutex_lock(&b->lock);
+		before = b->q_len;
+		if (b->q_len < BPF_QUEUE_MAX)
+			ring_buffer__consume(b->rb);
+		after = b->q_len;
+		pthread_mutex_unlock(&b->lock);
+		if (after > before && write(b->notify_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			break;
+		if (after >= BPF_QUEUE_MAX)
+			usleep(1000); /* the event thread is far behind: let it catch up */
+	}
+	return NULL;
 }
 
 static struct bpf_map *bpf_ring_map(struct agent_bpf *b, int cls)
@@ -208,7 +293,6 @@ static struct bpf_map *bpf_ring_map(struct agent_bpf *b, int cls)
 
 int agent_bpf_start(struct agent_bpf **out, const struct agent_bpf_opts *opts)
 {
-	static struct agent_bpf_opts cb_opts;
 	struct agent_bpf *b;
 	struct bpf_program *prog;
 	const char *why;
@@ -219,6 +303,10 @@ int agent_bpf_start(struct agent_bpf **out, const struct agent_bpf_opts *opts)
 	if (!b)
 		return -ENOMEM;
 	b->page_size = sysconf(_SC_PAGESIZE);
+	b->cb = opts->cb;
+	b->cb_ctx = opts->cb_ctx;
+	b->notify_fd = -1;
+	pthread_mutex_init(&b->lock, NULL);
 	b->ncpus = libbpf_num_possible_cpus();
 	if (b->ncpus <= 0) {
 		err = b->ncpus ? b->ncpus : -EINVAL;
@@ -264,17 +352,14 @@ int agent_bpf_start(struct agent_bpf **out, const struct agent_bpf_opts *opts)
 			  strerror(-err), TRACEFS);
 		goto fail;
 	}
-	cb_opts = *opts;
-	b->rb = ring_buffer__new(bpf_map__fd(b->skel->maps.sessrec_cmd_rb), bpf_ring_cb, &cb_opts,
-				 NULL);
+	b->rb = ring_buffer__new(bpf_map__fd(b->skel->maps.sessrec_cmd_rb), bpf_ring_cb, b, NULL);
 	if (!b->rb) {
 		err = -errno;
 		log_error("failed to set up ring buffers: %s", strerror(-err));
 		goto fail;
 	}
 	for (cls = 1; cls < SESSREC_CLASS_MAX; cls++) {
-		err = ring_buffer__add(b->rb, bpf_map__fd(bpf_ring_map(b, cls)), bpf_ring_cb,
-				       &cb_opts);
+		err = ring_buffer__add(b->rb, bpf_map__fd(bpf_ring_map(b, cls)), bpf_ring_cb, b);
 		if (err) {
 			log_error("failed to add ring buffer: %s", strerror(-err));
 			goto fail;
@@ -293,6 +378,18 @@ int agent_bpf_start(struct agent_bpf **out, const struct agent_bpf_opts *opts)
 		if (err)
 			goto fail;
 	}
+	b->notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (b->notify_fd < 0) {
+		err = -errno;
+		log_error("eventfd: %s", strerror(-err));
+		goto fail;
+	}
+	err = -pthread_create(&b->drain, NULL, bpf_drain_main, b);
+	if (err) {
+		log_error("cannot start the ring buffer thread: %s", strerror(-err));
+		goto fail;
+	}
+	b->drain_started = true;
 	*out = b;
 	return 0;
 fail:
@@ -304,6 +401,17 @@ void agent_bpf_stop(struct agent_bpf *b)
 {
 	if (!b)
 		return;
+	if (b->drain_started) {
+		__atomic_store_n(&b->stop, 1, __ATOMIC_RELEASE);
+		pthread_join(b->drain, NULL);
+	}
+	if (b->notify_fd >= 0)
+		close(b->notify_fd);
+	if (b->q)
+		munmap(b->q, b->q_cap);
+	if (b->q_spare)
+		munmap(b->q_spare, b->q_spare_cap);
+	pthread_mutex_destroy(&b->lock);
 	if (b->pinned)
 		bpf_pin_clean(b->pin_dir);
 	for (int cls = 0; cls < SESSREC_CLASS_MAX; cls++)
@@ -319,14 +427,49 @@ const char *agent_bpf_strategy_name(const struct agent_bpf *b)
 	return b->strategy == AGENT_BPF_FENTRY ? "fentry" : "tracepoint";
 }
 
-int agent_bpf_epoll_fd(const struct agent_bpf *b)
+int agent_bpf_notify_fd(const struct agent_bpf *b)
 {
-	return ring_buffer__epoll_fd(b->rb);
+	return b->notify_fd;
 }
 
 int agent_bpf_consume(struct agent_bpf *b)
 {
-	return ring_buffer__consume(b->rb);
+	uint8_t *q;
+	size_t len, cap, off;
+	uint64_t junk;
+	int n = 0, err;
+
+	if (read(b->notify_fd, &junk, sizeof(junk)) < 0 && errno != EAGAIN)
+		log_debug("ring buffer notification: %s", strerror(errno));
+	/* whatever the kernel has written until now, then the queue is ours */
+	pthread_mutex_lock(&b->lock);
+	err = ring_buffer__consume(b->rb);
+	q = b->q;
+	len = b->q_len;
+	cap = b->q_cap;
+	b->q = b->q_spare;
+	b->q_cap = b->q_spare_cap;
+	b->q_len = 0;
+	b->q_spare = NULL;
+	b->q_spare_cap = 0;
+	pthread_mutex_unlock(&b->lock);
+	for (off = 0; off < len; n++) {
+		const struct bpf_qrec *r = (const struct bpf_qrec *)(q + off);
+
+		b->cb(b->cb_ctx, r->data, r->size);
+		off += sizeof(*r) + ((r->size + 7) & ~(size_t)7);
+	}
+	/* keep the buffer for the next swap unless a burst made it big */
+	pthread_mutex_lock(&b->lock);
+	if (!b->q_spare && cap <= (4u << 20)) {
+		b->q_spare = q;
+		b->q_spare_cap = cap;
+		q = NULL;
+	}
+	pthread_mutex_unlock(&b->lock);
+	if (q)
+		munmap(q, cap);
+	return err < 0 ? err : n;
 }
 
 int agent_bpf_session_add(struct agent_bpf *b, uint64_t cgid)

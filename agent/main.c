@@ -10,10 +10,8 @@
 #include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/mount.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/utsname.h>
 #include <sys/vfs.h>
@@ -28,7 +26,6 @@
 #define AGENT_DEFAULT_CONFIG "/etc/sessrec/agent.yaml"
 #define AGENT_PIN_DIR	     "/sys/fs/bpf/sessrec"
 #define AGENT_TICK_MS	     200
-#define AGENT_EVENT_NICE     (-10) /* the event thread's priority (see main) */
 /*
  * BPF pins and the cgroup root are node-wide: one agent per pin directory,
  * whatever its socket. The default pin directory keeps the plain lock name.
@@ -664,8 +661,8 @@ int main(int argc, char **argv)
 	{
 		struct epoll_event ev = {.events = EPOLLIN};
 
-		ev.data.u64 = AGENT_EP(AGENT_EP_BPF, agent_bpf_epoll_fd(a.bpf));
-		if (epoll_ctl(a.epfd, EPOLL_CTL_ADD, agent_bpf_epoll_fd(a.bpf), &ev) < 0)
+		ev.data.u64 = AGENT_EP(AGENT_EP_BPF, agent_bpf_notify_fd(a.bpf));
+		if (epoll_ctl(a.epfd, EPOLL_CTL_ADD, agent_bpf_notify_fd(a.bpf), &ev) < 0)
 			goto out;
 	}
 	if (agent_api_listen(&a))
@@ -682,17 +679,6 @@ int main(int argc, char **argv)
 	agent_completer_run(&a);
 	agent_session_sweep(&a);
 	a.next_completer_ns = (int64_t)util_mono_ns() + AGENT_COMPLETER_INTERVAL_NS;
-	/*
-	 * This thread drains the kernel's ring buffers, which hold a few
-	 * milliseconds of a busy session's events: it must not wait behind the
-	 * processes it records. Like auditd's priority boost, it runs at a higher
-	 * priority than they do; the other threads set their own (the writer runs
-	 * below normal, uploads at normal).
-	 */
-	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), AGENT_EVENT_NICE) < 0)
-		log_warn("cannot raise the event thread's priority (nice %d): %s; events may be "
-			 "lost under load (give the agent CAP_SYS_NICE)",
-			 AGENT_EVENT_NICE, strerror(errno));
 	log_info("sessrec-agent %s started: node %s (%s), %s programs, sessions under %s "
 		 "(level %u), socket %s",
 		 SESSREC_VERSION, a.hostname, a.server_id, agent_bpf_strategy_name(a.bpf),

@@ -30,9 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1026,8 +1024,7 @@ static void *upload_main(void *arg)
 {
 	struct agent_upload *u = arg;
 
-	/* started from the event thread, whose raised priority is not for uploads */
-	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 0);
+	pthread_setname_np(pthread_self(), "sessrec-upload");
 	pthread_mutex_lock(&u->lock);
 	while (!u->stop) {
 		int64_t now = (int64_t)util_mono_ns(), wake;

@@ -522,6 +522,7 @@ static void *rec_pool_main(void *arg)
 	 */
 	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10) < 0)
 		p->nice_err = errno;
+	pthread_setname_np(pthread_self(), "sessrec-writer");
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
 		struct rec_job *j;
