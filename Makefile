@@ -80,7 +80,7 @@ DEB_PKGS := clang llvm make gcc pkg-config libbpf-dev bpftool libelf-dev zlib1g-
 	protobuf-c-compiler libprotobuf-c-dev libyaml-dev libjansson-dev libssl-dev uuid-dev \
 	libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev libsqlite3-dev libcmocka-dev \
 	python3-pytest libclang-rt-14-dev libvterm-dev iproute2 clang-format util-linux procps curl \
-	asciinema prometheus libpam0g-dev openssh-server openssh-client python3-yaml systemd openssl shellcheck
+	asciinema prometheus libpam0g-dev openssh-server openssh-client python3-yaml systemd openssl shellcheck valgrind
 deps:
 	@missing=$$(dpkg-query -W -f='$${Package} $${Status}\n' $(DEB_PKGS) 2>/dev/null | \
 		awk '$$NF=="installed"{print $$1}' | sort > $(or $(TMPDIR),/tmp)/.sessrec-have; \

@@ -142,6 +142,7 @@ class Agent:
         self.data_dir = cfg.pop("data_dir", os.path.join(workdir, "data"))
         self.audit_log = cfg.pop("audit_log", os.path.join(workdir, "audit.log"))
         self.socket = cfg.pop("socket", os.path.join(workdir, "agent.sock"))
+        self.prefix = list(cfg.pop("prefix", ()))  # e.g. valgrind and its options
         self.cfg_port_given = "metrics_port" in cfg
         self.metrics_port = cfg.pop("metrics_port", None) or free_port()
         self.config_path = os.path.join(workdir, "agent.yaml")
@@ -245,7 +246,7 @@ class Agent:
             log = open(self.log_path, "ab")
             start_len = log.tell()
             self.proc = subprocess.Popen(
-                [AGENT_BIN, "-c", self.config_path],
+                self.prefix + [AGENT_BIN, "-c", self.config_path],
                 stdout=log,
                 stderr=log,
                 stdin=subprocess.DEVNULL,

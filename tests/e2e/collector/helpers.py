@@ -208,8 +208,9 @@ class Pki:
 class Collector:
     """One sessrec-collector with its own config, data dir and port."""
 
-    def __init__(self, workdir, pki, dev=False, listen_host="127.0.0.1", **extra):
+    def __init__(self, workdir, pki, dev=False, listen_host="127.0.0.1", prefix=(), **extra):
         self.dir = workdir
+        self.prefix = list(prefix)  # e.g. valgrind and its options
         os.makedirs(workdir, exist_ok=True)
         self.pki = pki
         self.dev = dev
@@ -272,7 +273,7 @@ class Collector:
         while True:
             log = open(self.log_path, "ab")
             start_len = log.tell()
-            self.proc = subprocess.Popen([COLLECTOR_BIN, "-c", self.config_path], stdout=log, stderr=log,
+            self.proc = subprocess.Popen(self.prefix + [COLLECTOR_BIN, "-c", self.config_path], stdout=log, stderr=log,
                                          stdin=subprocess.DEVNULL)
             log.close()
             deadline = time.monotonic() + timeout
