@@ -472,6 +472,22 @@ int agent_bpf_consume(struct agent_bpf *b)
 	return err < 0 ? err : n;
 }
 
+void agent_bpf_trim(struct agent_bpf *b)
+{
+	pthread_mutex_lock(&b->lock);
+	if (b->q_spare) {
+		munmap(b->q_spare, b->q_spare_cap);
+		b->q_spare = NULL;
+		b->q_spare_cap = 0;
+	}
+	if (b->q && b->q_len == 0) {
+		munmap(b->q, b->q_cap);
+		b->q = NULL;
+		b->q_cap = 0;
+	}
+	pthread_mutex_unlock(&b->lock);
+}
+
 int agent_bpf_session_add(struct agent_bpf *b, uint64_t cgid)
 {
 	struct sessrec_session zero;

@@ -592,6 +592,8 @@ void agent_session_tick(struct agent *a)
 	 * After a burst (arenas, parts handed to the writer), the allocator keeps
 	 * the freed memory; hand it back so an idle agent stays small.
 	 */
+	if (a->bpf)
+		agent_bpf_trim(a->bpf);
 	if (a->trim && (a->pool == NULL || rec_pool_queued(a->pool) == 0)) {
 		malloc_trim(0);
 		a->trim = false;
