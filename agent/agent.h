@@ -63,7 +63,7 @@ int agent_bpf_notify_fd(const struct agent_bpf *b);
 /* Every record the kernel has written so far (drained now, plus what the ring
  * buffer thread queued), passed to opts->cb; returns their count or -errno. */
 int agent_bpf_consume(struct agent_bpf *b);
-/* Give the queue's memory back while it is empty (the agent's tick). */
+/* Give the queue's memory back once no record came since the last call (the agent's tick). */
 void agent_bpf_trim(struct agent_bpf *b);
 int agent_bpf_session_add(struct agent_bpf *b, uint64_t cgid);
 int agent_bpf_session_del(struct agent_bpf *b, uint64_t cgid);

@@ -55,8 +55,9 @@ struct agent_bpf {
 	pthread_mutex_t lock;
 	uint8_t *q, *q_spare;
 	size_t q_len, q_cap, q_spare_cap;
-	int notify_fd; /* eventfd: q has records */
-	int stop;      /* atomic: the drain thread ends */
+	int notify_fd;			  /* eventfd: q has records */
+	int stop;			  /* atomic: the drain thread ends */
+	unsigned int consumed_since_trim; /* event thread only */
 };
 
 /* Records waiting for the event thread, at most: beyond, the rings fill and the kernel counts. */
@@ -469,11 +470,17 @@ int agent_bpf_consume(struct agent_bpf *b)
 	pthread_mutex_unlock(&b->lock);
 	if (q)
 		munmap(q, cap);
+	b->consumed_since_trim += (unsigned int)n;
 	return err < 0 ? err : n;
 }
 
 void agent_bpf_trim(struct agent_bpf *b)
 {
+	/* only once records stopped coming: a busy queue would fault its pages in again */
+	if (b->consumed_since_trim) {
+		b->consumed_since_trim = 0;
+		return;
+	}
 	pthread_mutex_lock(&b->lock);
 	if (b->q_spare) {
 		munmap(b->q_spare, b->q_spare_cap);
