@@ -476,6 +476,8 @@ int cli_summary_write(const json_t *sum, FILE *f);
 int cli_resources_table(const json_t *list, FILE *f);
 /* `sessrec get KIND NAME`: one resource as YAML that `sessrec create -f` reads back. */
 int cli_resource_yaml(const json_t *res, FILE *f);
+/* o as one compact JSON line on stdout (json_dumps flags beyond JSON_COMPACT). 0 or -errno. */
+int cli_json_line(const json_t *o, size_t flags);
 
 /* ------------------------------------------------------------ audit (auditlog.c) */
 

@@ -84,20 +84,6 @@ static int cli_ls_time(const char *opt, const char *arg, struct cli_buf *q, cons
 	return cli_query_add(q, key, ts);
 }
 
-static int cli_puts_json(const json_t *o)
-{
-	char *s = json_dumps(o, JSON_COMPACT);
-	int err = 0;
-
-	if (!s)
-		return -ENOMEM;
-	errno = 0;
-	if (puts(s) == EOF)
-		err = errno ? -errno : -EIO;
-	free(s);
-	return err;
-}
-
 /* One page: rows into t (or lines on stdout); the next cursor in *next (NULL at the end). */
 static int cli_ls_page(struct cli_client *c, const char *path, bool json, bool wide,
 		       struct cli_table *t, size_t *count, char **next)
@@ -124,7 +110,7 @@ static int cli_ls_page(struct cli_client *c, const char *path, bool json, bool w
 			err = -EBADMSG;
 			goto out;
 		}
-		err = json ? cli_puts_json(s) : cli_ls_table_add(t, s, wide);
+		err = json ? cli_json_line(s, 0) : cli_ls_table_add(t, s, wide);
 		if (err) {
 			cli_err("%s: %s", json ? "stdout" : "ls", strerror(-err));
 			goto out;
@@ -391,7 +377,7 @@ int do_show(int argc, char **argv)
 		cli_err("show: the collector's answer is not a session object");
 		goto out;
 	}
-	err = json ? cli_puts_json(sess) : cli_show_write(sess, stdout);
+	err = json ? cli_json_line(sess, 0) : cli_show_write(sess, stdout);
 	if (err) {
 		cli_err("stdout: %s", strerror(-err));
 		goto out;

@@ -403,19 +403,6 @@ out:
 	return status;
 }
 
-static int cli_puts_json_line(const json_t *o)
-{
-	char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
-	int err = 0;
-
-	if (!s)
-		return -ENOMEM;
-	if (puts(s) == EOF)
-		err = -EIO;
-	free(s);
-	return err;
-}
-
 int do_get(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -480,7 +467,8 @@ int do_get(int argc, char **argv)
 	if (cli_client_get_json(cl, path, &ans))
 		goto out;
 	if (name) {
-		err = json ? cli_puts_json_line(ans) : cli_resource_yaml(ans, stdout);
+		err = json ? cli_json_line(ans, JSON_REAL_PRECISION(15))
+			   : cli_resource_yaml(ans, stdout);
 	} else {
 		list = json_object_get(ans, "resources");
 		if (!json_is_array(list)) {
@@ -491,7 +479,7 @@ int do_get(int argc, char **argv)
 		if (json) {
 			json_array_foreach(list, i, r)
 			{
-				err = cli_puts_json_line(r);
+				err = cli_json_line(r, JSON_REAL_PRECISION(15));
 				if (err)
 					break;
 			}

@@ -191,19 +191,6 @@ static int cli_sum_sid(const char *cmd, const char *arg, char sid[UUID_STR_LEN_]
 	return 0;
 }
 
-static int cli_sum_json(const json_t *o)
-{
-	char *s = json_dumps(o, JSON_COMPACT);
-	int err = 0;
-
-	if (!s)
-		return -ENOMEM;
-	if (puts(s) == EOF)
-		err = -EIO;
-	free(s);
-	return err;
-}
-
 int do_summary(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -253,13 +240,13 @@ int do_summary(int argc, char **argv)
 	if (cli_client_get_json(cl, path, &ans))
 		goto out;
 	if (!all) {
-		err = json ? cli_sum_json(ans) : cli_summary_write(ans, stdout);
+		err = json ? cli_json_line(ans, 0) : cli_summary_write(ans, stdout);
 	} else {
 		json_array_foreach(json_object_get(ans, "summaries"), i, v)
 		{
 			if (!json && i)
 				fputc('\n', stdout);
-			err = json ? cli_sum_json(v) : cli_summary_write(v, stdout);
+			err = json ? cli_json_line(v, 0) : cli_summary_write(v, stdout);
 			if (err)
 				break;
 		}

@@ -400,3 +400,17 @@ int cli_show_write(const json_t *sess, FILE *f)
 	}
 	return ferror(f) ? -EIO : 0;
 }
+
+int cli_json_line(const json_t *o, size_t flags)
+{
+	char *s = json_dumps(o, JSON_COMPACT | flags);
+	int err = 0;
+
+	if (!s)
+		return -ENOMEM;
+	errno = 0;
+	if (puts(s) == EOF)
+		err = errno ? -errno : -EIO;
+	free(s);
+	return err;
+}

@@ -127,7 +127,7 @@ static int api_parse_u64(const char *s, uint64_t max, uint64_t *out)
 }
 
 /* A JSON string of s; bytes that are not valid UTF-8 become '?'. */
-static json_t *api_str(const char *s)
+json_t *api_json_str(const char *s)
 {
 	json_t *j;
 	char *copy;
@@ -160,7 +160,7 @@ static json_t *api_embedded(const char *text, bool object)
 	return object ? json_object() : json_array();
 }
 
-static json_t *api_time(int64_t ns)
+json_t *api_json_time(int64_t ns)
 {
 	char buf[40];
 
@@ -179,14 +179,14 @@ static json_t *api_session_json(const struct store_session *ss)
 
 	if (!o)
 		return NULL;
-	err |= json_object_set_new(o, "sid", api_str(ss->sid));
-	err |= json_object_set_new(o, "node", api_str(ss->node));
-	err |= json_object_set_new(o, "user", api_str(ss->user));
-	err |= json_object_set_new(o, "login", api_str(ss->login));
-	err |= json_object_set_new(o, "kind", api_str(ss->kind));
+	err |= json_object_set_new(o, "sid", api_json_str(ss->sid));
+	err |= json_object_set_new(o, "node", api_json_str(ss->node));
+	err |= json_object_set_new(o, "user", api_json_str(ss->user));
+	err |= json_object_set_new(o, "login", api_json_str(ss->login));
+	err |= json_object_set_new(o, "kind", api_json_str(ss->kind));
 	err |= json_object_set_new(o, "labels", api_embedded(ss->labels_json, true));
-	err |= json_object_set_new(o, "start", api_time(ss->start_ns));
-	err |= json_object_set_new(o, "end", api_time(ss->end_ns));
+	err |= json_object_set_new(o, "start", api_json_time(ss->start_ns));
+	err |= json_object_set_new(o, "end", api_json_time(ss->end_ns));
 	err |= json_object_set_new(o, "duration_ms",
 				   ss->start_ns > 0 && ss->end_ns >= ss->start_ns
 				       ? json_integer((ss->end_ns - ss->start_ns) / 1000000)
@@ -196,16 +196,16 @@ static json_t *api_session_json(const struct store_session *ss)
 	err |= json_object_set_new(o, "events", json_integer((json_int_t)ss->events));
 	err |= json_object_set_new(o, "bytes", json_integer((json_int_t)ss->bytes));
 	err |= json_object_set_new(o, "parts", json_integer(ss->parts));
-	err |= json_object_set_new(o, "status", api_str(ss->status));
+	err |= json_object_set_new(o, "status", api_json_str(ss->status));
 	err |= json_object_set_new(o, "initial_command",
 				   api_embedded(ss->initial_command_json, false));
 	err |= json_object_set_new(o, "cols", json_integer(ss->cols));
 	err |= json_object_set_new(o, "rows", json_integer(ss->rows));
 	err |= json_object_set_new(o, "closed_by",
-				   ss->closed_by ? api_str(ss->closed_by) : json_null());
+				   ss->closed_by ? api_json_str(ss->closed_by) : json_null());
 	/* summarized: the risk level of its latest summary */
 	if (ss->risk_level[0])
-		err |= json_object_set_new(o, "risk_level", api_str(ss->risk_level));
+		err |= json_object_set_new(o, "risk_level", api_json_str(ss->risk_level));
 	if (err) {
 		json_decref(o);
 		return NULL;
@@ -370,12 +370,12 @@ answer:
  * The session r->sid as the caller may see it. 0 with *ss filled, or the
  * status to answer (404 for unknown and for invisible alike) with why.
  */
-static unsigned int api_session_visible(struct collector_http *h, struct http_req *r,
-					struct store_session *ss, char *why, size_t whylen)
+unsigned int api_session_visible(struct collector_http *h, struct http_req *r,
+				 struct store_session *ss, bool sees_all, char *why, size_t whylen)
 {
 	int ret = h->ops->session_get(h->st, r->sid, ss);
 
-	if (ret == 0 && api_is_access(r) && (!ss->user || strcmp(ss->user, r->peer.user) != 0)) {
+	if (ret == 0 && !sees_all && (!ss->user || strcmp(ss->user, r->peer.user) != 0)) {
 		store_session_clear(ss);
 		ret = -ENOENT;
 	}
@@ -399,7 +399,7 @@ enum MHD_Result collector_api_session(struct collector_http *h, struct MHD_Conne
 	enum MHD_Result res;
 	unsigned int st;
 
-	st = api_session_visible(h, r, &ss, why, sizeof(why));
+	st = api_session_visible(h, r, &ss, !api_is_access(r), why, sizeof(why));
 	if (st)
 		return http_error(c, r, st, "%s", why);
 	o = api_session_json(&ss);
@@ -519,7 +519,7 @@ enum MHD_Result collector_api_recording(struct collector_http *h, struct MHD_Con
 	unsigned int st;
 	int ret;
 
-	st = api_session_visible(h, r, &ss, why, sizeof(why));
+	st = api_session_visible(h, r, &ss, !api_is_access(r), why, sizeof(why));
 	store_session_clear(&ss);
 	if (st)
 		return http_error(c, r, st, "%s", why);
@@ -797,7 +797,7 @@ enum MHD_Result collector_api_events(struct collector_http *h, struct MHD_Connec
 				  "type: a comma list of start, end, command, disk, network, "
 				  "print, lost; not '%.60s'",
 				  types);
-	st = api_session_visible(h, r, &ss, why, sizeof(why));
+	st = api_session_visible(h, r, &ss, !api_is_access(r), why, sizeof(why));
 	store_session_clear(&ss);
 	if (st)
 		return http_error(c, r, st, "%s", why);

@@ -22,39 +22,6 @@
 #define MANAGE_JOBS_DEFAULT 100
 #define MANAGE_JOBS_MAX	    1000
 
-/* A JSON string of s; bytes that are not valid UTF-8 become '?'. */
-static json_t *manage_str(const char *s)
-{
-	json_t *j;
-	char *copy;
-
-	if (!s)
-		s = "";
-	j = json_string(s);
-	if (j)
-		return j;
-	copy = strdup(s);
-	if (!copy)
-		return NULL;
-	for (char *p = copy; *p; p++) {
-		if ((unsigned char)*p >= 0x80)
-			*p = '?';
-	}
-	j = json_string(copy);
-	free(copy);
-	return j;
-}
-
-static json_t *manage_time(int64_t ns)
-{
-	char buf[40];
-
-	if (ns <= 0)
-		return json_null();
-	util_rfc3339(ns, buf, sizeof(buf));
-	return json_string(buf);
-}
-
 /* A JSON array kept as text by the index; [] when missing or broken. */
 static json_t *manage_array(const char *text)
 {
@@ -143,8 +110,8 @@ static json_t *manage_resource_json(struct collector_http *h, const struct store
 	}
 	md = json_object_get(o, "metadata");
 	if (json_is_object(md) &&
-	    (json_object_set_new(md, "created", manage_time(sr->created_ns)) ||
-	     json_object_set_new(md, "updated", manage_time(sr->updated_ns)))) {
+	    (json_object_set_new(md, "created", api_json_time(sr->created_ns)) ||
+	     json_object_set_new(md, "updated", api_json_time(sr->updated_ns)))) {
 		json_decref(o);
 		return NULL;
 	}
@@ -283,28 +250,6 @@ enum MHD_Result collector_api_resource_delete(struct collector_http *h, struct M
 
 /* ------------------------------------------------------------ summaries */
 
-/* The session r->sid as the caller may see it: 0, or the status (404 alike for both). */
-static unsigned int manage_session_visible(struct collector_http *h, struct http_req *r,
-					   struct store_session *ss, char *why, size_t whylen)
-{
-	int ret = h->ops->session_get(h->st, r->sid, ss);
-
-	if (ret == 0 && !http_peer_has(&r->peer, "auditor") &&
-	    (!ss->user || strcmp(ss->user, r->peer.user) != 0)) {
-		store_session_clear(ss);
-		ret = -ENOENT;
-	}
-	if (ret == -ENOENT) {
-		snprintf(why, whylen, "session %s not found", r->sid);
-		return MHD_HTTP_NOT_FOUND;
-	}
-	if (ret) {
-		snprintf(why, whylen, "reading session %s: %s", r->sid, strerror(-ret));
-		return MHD_HTTP_INTERNAL_SERVER_ERROR;
-	}
-	return 0;
-}
-
 static json_t *manage_summary_json(const struct store_summary *m)
 {
 	json_t *o = json_object();
@@ -314,30 +259,31 @@ static json_t *manage_summary_json(const struct store_summary *m)
 		return NULL;
 	bad |= json_object_set_new(o, "sid", json_string(m->sid));
 	bad |= json_object_set_new(o, "success", json_boolean(m->success));
-	bad |= json_object_set_new(o, "title", manage_str(m->title));
-	bad |= json_object_set_new(o, "short_description", manage_str(m->short_description));
-	bad |= json_object_set_new(o, "detailed_description", manage_str(m->detailed_description));
+	bad |= json_object_set_new(o, "title", api_json_str(m->title));
+	bad |= json_object_set_new(o, "short_description", api_json_str(m->short_description));
+	bad |=
+	    json_object_set_new(o, "detailed_description", api_json_str(m->detailed_description));
 	bad |= json_object_set_new(o, "risk_level", json_string(m->risk_level));
 	bad |= json_object_set_new(o, "risk_score", json_integer(m->risk_score));
 	bad |= json_object_set_new(o, "risk_reasons", manage_array(m->risk_reasons_json));
 	bad |= json_object_set_new(o, "commands_of_interest",
 				   manage_array(m->commands_of_interest_json));
 	bad |= json_object_set_new(o, "needs_review", json_boolean(m->needs_review));
-	bad |= json_object_set_new(o, "model_name", manage_str(m->model_name));
-	bad |= json_object_set_new(o, "provider", manage_str(m->provider));
-	bad |= json_object_set_new(o, "model_id", manage_str(m->model_id));
+	bad |= json_object_set_new(o, "model_name", api_json_str(m->model_name));
+	bad |= json_object_set_new(o, "provider", api_json_str(m->provider));
+	bad |= json_object_set_new(o, "model_id", api_json_str(m->model_id));
 	bad |= json_object_set_new(o, "tokens_in", json_integer((json_int_t)m->tokens_in));
 	bad |= json_object_set_new(o, "tokens_out", json_integer((json_int_t)m->tokens_out));
 	bad |= json_object_set_new(o, "chunks", json_integer(m->chunks));
 	bad |= json_object_set_new(o, "transcript_bytes",
 				   json_integer((json_int_t)m->transcript_bytes));
 	bad |= json_object_set_new(o, "raw_bytes", json_integer((json_int_t)m->raw_bytes));
-	bad |= json_object_set_new(o, "started", manage_time(m->started_ns));
-	bad |= json_object_set_new(o, "finished", manage_time(m->finished_ns));
+	bad |= json_object_set_new(o, "started", api_json_time(m->started_ns));
+	bad |= json_object_set_new(o, "finished", api_json_time(m->finished_ns));
 	bad |= json_object_set_new(o, "origin", json_string(m->origin));
 	bad |= json_object_set_new(o, "job_id", json_integer(m->job_id));
-	bad |= json_object_set_new(o, "error_code", manage_str(m->error_code));
-	bad |= json_object_set_new(o, "error", manage_str(m->error));
+	bad |= json_object_set_new(o, "error_code", api_json_str(m->error_code));
+	bad |= json_object_set_new(o, "error", api_json_str(m->error));
 	if (bad) {
 		json_decref(o);
 		return NULL;
@@ -349,12 +295,12 @@ static json_t *manage_job_json(const struct store_job *j)
 {
 	return json_pack(
 	    "{s:I,s:s,s:o,s:o,s:s,s:s,s:i,s:o,s:o,s:o,s:o,s:o}", "id", (json_int_t)j->id, "sid",
-	    j->sid, "model", manage_str(j->model), "policy", manage_str(j->policy), "origin",
+	    j->sid, "model", api_json_str(j->model), "policy", api_json_str(j->policy), "origin",
 	    j->origin, "status", j->status, "attempts", (int)j->attempts, "next_at",
-	    j->next_at_ns > 0 && strcmp(j->status, "pending") == 0 ? manage_time(j->next_at_ns)
+	    j->next_at_ns > 0 && strcmp(j->status, "pending") == 0 ? api_json_time(j->next_at_ns)
 								   : json_null(),
-	    "created", manage_time(j->created_ns), "updated", manage_time(j->updated_ns), "error",
-	    manage_str(j->error), "requested_by", manage_str(j->requested_by));
+	    "created", api_json_time(j->created_ns), "updated", api_json_time(j->updated_ns),
+	    "error", api_json_str(j->error), "requested_by", api_json_str(j->requested_by));
 }
 
 static int manage_first_job(void *ctx, const struct store_job *j)
@@ -398,7 +344,7 @@ enum MHD_Result collector_api_summary(struct collector_http *h, struct MHD_Conne
 	all = manage_flag(c, "all");
 	if (all < 0)
 		return http_error(c, r, MHD_HTTP_BAD_REQUEST, "all: 1 or 0");
-	st = manage_session_visible(h, r, &ss, why, sizeof(why));
+	st = api_session_visible(h, r, &ss, http_peer_has(&r->peer, "auditor"), why, sizeof(why));
 	store_session_clear(&ss);
 	if (st)
 		return http_error(c, r, st, "%s", why);

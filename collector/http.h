@@ -135,6 +135,15 @@ enum MHD_Result http_respond_stream(struct MHD_Connection *c, struct http_req *r
 
 /* ------------------------------------------------------------ api.c: the read API */
 
+/* Shared with api_manage.c: a JSON string of s (bytes that are not UTF-8 become
+ * '?'); a time as RFC 3339 (null when not set); the session r->sid as the caller
+ * may see it: 0 with *ss filled, or the status to answer (404 for unknown and for
+ * another user's session alike, unless sees_all) with why. */
+json_t *api_json_str(const char *s);
+json_t *api_json_time(int64_t ns);
+unsigned int api_session_visible(struct collector_http *h, struct http_req *r,
+				 struct store_session *ss, bool sees_all, char *why, size_t whylen);
+
 /* GET /v1/sessions */
 enum MHD_Result collector_api_sessions(struct collector_http *h, struct MHD_Connection *c,
 				       struct http_req *r);
