@@ -453,9 +453,9 @@ static __always_inline long tty_chunk(void)
 	e->len = len;
 	e->lost_total = s->lost_tty_bytes;
 	if (bpf_probe_read_user(e->data, len, (void *)src) ||
-	    bpf_ringbuf_output(
-		&sessrec_tty_rb, e, sizeof(*e) + len,
-		wake_flags(&sessrec_tty_rb, sizeof(*e) + len, SESSREC_CLASS_TERMINAL))) {
+	    bpf_ringbuf_output(&sessrec_tty_rb, e, sizeof(*e) + len,
+			       wake_flags(&sessrec_tty_rb, sizeof(*e) + len, SESSREC_CLASS_TERMINAL,
+					  e->hdr.ts_ns))) {
 		__sync_fetch_and_add(&s->lost_tty_bytes, len);
 		__sync_fetch_and_add(&s->lost_events[SESSREC_CLASS_TERMINAL], 1);
 		count_lost(SESSREC_CLASS_TERMINAL, len);

@@ -263,9 +263,9 @@ struct {
 	__type(value, __u64);
 } sessrec_wake SEC(".maps");
 
-static __always_inline __u64 wake_flags(void *rb, __u64 size, __u32 cls)
+static __always_inline __u64 wake_flags(void *rb, __u64 size, __u32 cls, __u64 now)
 {
-	__u64 avail, part, now, *last;
+	__u64 avail, part, *last;
 
 	part = bpf_ringbuf_query(rb, BPF_RB_RING_SIZE) / SESSREC_WAKE_PARTS;
 	avail = bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA);
@@ -275,7 +275,6 @@ static __always_inline __u64 wake_flags(void *rb, __u64 size, __u32 cls)
 	last = bpf_map_lookup_elem(&sessrec_wake, &cls);
 	if (!last)
 		return BPF_RB_FORCE_WAKEUP;
-	now = bpf_ktime_get_ns();
 	if (now - *last < SESSREC_WAKE_NS)
 		return BPF_RB_NO_WAKEUP;
 	*last = now;
@@ -298,7 +297,9 @@ static __always_inline void emit(void *rb, void *e, __u64 size, __u32 cls, __u64
 {
 	if (size > SESSREC_SCRATCH_SIZE)
 		size = SESSREC_SCRATCH_SIZE;
-	if (bpf_ringbuf_output(rb, e, size, wake_flags(rb, size, cls)))
+	/* the record's own time (every record starts with its header) is "now" enough */
+	if (bpf_ringbuf_output(rb, e, size,
+			       wake_flags(rb, size, cls, ((struct sessrec_hdr *)e)->ts_ns)))
 		lost_event(cls, cgid);
 }
 
